@@ -1,0 +1,1 @@
+"""loralab: LoRA fine-tuning that tells you what the model learned and what it forgot."""

@@ -1,0 +1,31 @@
+"""User-facing errors.
+
+Every mistake a user can make (a bad config, a file that does not fit the
+model, a malformed data line) raises a subclass of :class:`LoraLabError` with
+a message that says what is wrong and how to fix it. The CLI prints these
+messages without a stack trace; anything else is a bug and keeps its trace.
+"""
+
+
+class LoraLabError(Exception):
+    """Base class of every error caused by user input."""
+
+
+class ConfigError(LoraLabError, ValueError):
+    """A configuration field has an invalid value."""
+
+
+class AdapterMismatchError(LoraLabError):
+    """An adapter does not fit the model it is applied to."""
+
+
+class AdapterFileError(LoraLabError):
+    """An adapter folder is missing, truncated, corrupt or unsupported."""
+
+
+class ModelLoadError(LoraLabError):
+    """A model could not be found or loaded."""
+
+
+class DataError(LoraLabError):
+    """A data file or task definition is malformed."""
