@@ -1,0 +1,202 @@
+"""Adapter folders: ``adapter_config.json`` + ``adapter_model.safetensors``, as PEFT reads and writes them.
+
+Loading checks everything (config, tensor names, every shape) before the model is
+touched, so a file that does not fit leaves the model as it was. Pickles are never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from loralab.errors import AdapterFileError, AdapterMismatchError, ConfigError
+from loralab.lora.inject import apply_plan, plan_adapter
+from loralab.lora.interface import adapter_modules
+from loralab.lora.layers import LoraConv1D, LoraLayer
+from loralab.lora.peft_format import (
+    CONFIG_NAME,
+    KEY_PREFIX,
+    WEIGHTS_NAME,
+    AdapterFileConfig,
+    config_from_peft,
+    config_to_peft,
+    module_key_split,
+)
+from loralab.lora.registry import require_adapter
+from loralab.lora.switching import trainable_biases
+from loralab.lora.targets import base_modules, lora_layer_type
+
+
+@dataclass(frozen=True)
+class Factors:
+    """One module's factors from a file: A: (r, d_in), B: (d_out, r)."""
+
+    A: torch.Tensor
+    B: torch.Tensor
+    embedding: bool
+
+
+def read_adapter(folder: str | Path) -> tuple[AdapterFileConfig, dict[str, Factors], dict[str, torch.Tensor]]:
+    """(config, factors by module path, other tensors by plain state-dict key) of an adapter folder.
+
+    "Other tensors" are saved biases, ``modules_to_save`` weights and embedding weights, keyed as
+    in the plain (unwrapped) model's state dict.
+    """
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    if not folder.is_dir():
+        raise AdapterFileError(f"adapter folder {folder} does not exist")
+    if not config_path.is_file():
+        raise AdapterFileError(f"{folder} has no {CONFIG_NAME}; is it an adapter folder?")
+    if not weights_path.is_file():
+        pickled = (folder / "adapter_model.bin").is_file()
+        raise AdapterFileError(
+            f"{folder} has no {WEIGHTS_NAME}"
+            + ("; it has adapter_model.bin, a pickle, which loralab never loads (re-save it as safetensors)" if pickled else "")
+        )
+    try:
+        raw = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise AdapterFileError(f"{config_path} is not valid JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise AdapterFileError(f"{config_path} must hold a JSON object")
+    config = config_from_peft(raw, str(config_path))
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise AdapterFileError(f"{weights_path} cannot be read; it may be truncated or corrupt ({err})") from None
+
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    extra: dict[str, torch.Tensor] = {}
+    for key, tensor in tensors.items():
+        key = key[len(KEY_PREFIX):] if key.startswith(KEY_PREFIX) else key
+        split = module_key_split(key)
+        if split is None:
+            extra[key.replace(".base_layer.", ".")] = tensor
+        else:
+            parts.setdefault(split[0], {})[split[1]] = tensor
+    modules = {}
+    for path, found in parts.items():
+        embedding = "lora_embedding_A" in found or "lora_embedding_B" in found
+        key_A, key_B = ("lora_embedding_A", "lora_embedding_B") if embedding else ("lora_A.weight", "lora_B.weight")
+        if key_A not in found or key_B not in found:
+            raise AdapterFileError(f"{weights_path}: {path} has {sorted(found)} but needs both {key_A} and {key_B}")
+        modules[path] = Factors(found[key_A], found[key_B], embedding)
+    return config, modules, extra
+
+
+def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") -> Path:
+    """Write adapter ``name`` to ``folder`` in PEFT's format (files replaced atomically)."""
+    config = require_adapter(model, name)
+    tensors: dict[str, torch.Tensor] = {}
+    fan_in_fan_out = False
+    for path, module in adapter_modules(model):
+        if name in module.adapter_names():
+            fan_in_fan_out |= isinstance(module, LoraConv1D)
+            for key, tensor in module.adapter_state(name).items():
+                tensors[f"{KEY_PREFIX}{path}.{key}"] = tensor
+    names_of = {id(p): n for n, p in model.named_parameters()}
+    for bias in trainable_biases(model, {config.bias}):
+        tensors[KEY_PREFIX + names_of[id(bias)]] = bias.detach()
+    base_name = getattr(getattr(model, "config", None), "name_or_path", None) or None
+    file_config = AdapterFileConfig(config, fan_in_fan_out, base_name)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.to("cpu").contiguous() for k, v in tensors.items()}
+    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
+    text = json.dumps(config_to_peft(file_config), indent=2, sort_keys=True)
+    _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+    return folder
+
+
+def load_adapter(model: nn.Module, folder: str | Path, name: str = "default") -> str:
+    """Add adapter ``name`` to ``model`` from a PEFT-format folder (written by loralab or PEFT).
+
+    Raises AdapterMismatchError, naming the module and both shapes, when the adapter was made
+    for another base; the model is then unchanged.
+    """
+    config, modules, extra = read_adapter(folder)
+    try:
+        targets, copies = plan_adapter(model, config.lora, name)
+    except ConfigError as err:
+        if "matches no module" in str(err):
+            raise AdapterMismatchError(f"adapter {folder} does not fit this model (another base?): {err}") from None
+        raise
+    by_path = {t.path: t for t in targets}
+    missing, unexpected = sorted(set(by_path) - set(modules)), sorted(set(modules) - set(by_path))
+    if missing or unexpected:
+        raise AdapterMismatchError(
+            f"adapter {folder} does not fit this model: "
+            + (f"no weights for {', '.join(missing[:5])}; " if missing else "")
+            + (f"weights for modules its config does not select here: {', '.join(unexpected[:5])}" if unexpected else "")
+        )
+    for path, target in by_path.items():
+        layer_type = lora_layer_type(target.base)
+        expected = layer_type.factor_shapes(target.base, target.r)
+        found = dict(zip(layer_type.file_keys, (modules[path].A, modules[path].B)))
+        if modules[path].embedding != (layer_type.file_keys[0] == "lora_embedding_A"):
+            raise AdapterMismatchError(f"{path}: the adapter has {'embedding' if modules[path].embedding else 'linear'} factors but the model has a {type(target.base).__name__}")
+        for key, shape in expected.items():
+            if tuple(found[key].shape) != shape:
+                raise AdapterMismatchError(
+                    f"{path}.{key}: the adapter has shape {tuple(found[key].shape)}, this model needs {shape} "
+                    f"(the base module is {type(target.base).__name__} with weight {tuple(target.base.weight.shape)})"
+                )
+    copy_tensors, base_tensors = _split_extra(model, extra, copies, config, str(folder))
+
+    apply_plan(model, config.lora, name, targets, copies)  # nothing has changed before this line
+    live = dict(adapter_modules(model))
+    for path, factors in modules.items():
+        live[path].load_adapter_state(name, dict(zip(live[path].file_keys, (factors.A, factors.B))))
+    for path, state in copy_tensors.items():
+        live[path].load_adapter_state(name, state)
+    with torch.no_grad():
+        for param, tensor in base_tensors:
+            param.copy_(tensor)
+    return name
+
+
+def _split_extra(model, extra, copies, config, source):
+    """Sort non-factor tensors into trainable-copy states and base parameters, checking shapes."""
+    copy_tensors: dict[str, dict[str, torch.Tensor]] = {path: {} for path in copies}
+    plain = dict(base_modules(model))
+    base_tensors = []
+    for key, tensor in extra.items():
+        owner = next((p for p in copies if key.startswith(p + ".")), None)
+        if owner is not None:
+            copy_tensors[owner][key[len(owner) + 1:]] = tensor
+            continue
+        path, _, param_name = key.rpartition(".")
+        param = getattr(plain.get(path), param_name, None)
+        if not isinstance(param, torch.Tensor):
+            raise AdapterMismatchError(f"adapter {source} saves {key}, which this model does not have")
+        if tuple(param.shape) != tuple(tensor.shape):
+            raise AdapterMismatchError(f"{key}: the adapter has shape {tuple(tensor.shape)}, this model has {tuple(param.shape)}")
+        base_tensors.append((param, tensor))
+    for path in copies:
+        expected = {k: tuple(v.shape) for k, v in plain[path].state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in copy_tensors[path].items()}
+        if found != expected:
+            raise AdapterMismatchError(f"{path} (modules_to_save): the adapter has {found}, this model needs {expected}")
+    return copy_tensors, base_tensors
+
+
+def _atomic_write(target: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over ``target``."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
