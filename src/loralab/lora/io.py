@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from loralab.errors import AdapterFileError, AdapterMismatchError, ConfigError
+from loralab.lora.config import ALL_LINEAR, LoraConfig
 from loralab.lora.inject import apply_plan, plan_adapter
 from loralab.lora.interface import adapter_modules
 from loralab.lora.layers import LoraConv1D, LoraLayer
@@ -98,16 +99,19 @@ def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     config = require_adapter(model, name)
     tensors: dict[str, torch.Tensor] = {}
     fan_in_fan_out = False
+    lora_paths = []
     for path, module in adapter_modules(model):
         if name in module.adapter_names():
             fan_in_fan_out |= isinstance(module, LoraConv1D)
+            if isinstance(module, LoraLayer):
+                lora_paths.append(path)
             for key, tensor in module.adapter_state(name).items():
                 tensors[f"{KEY_PREFIX}{path}.{key}"] = tensor
     names_of = {id(p): n for n, p in model.named_parameters()}
     for bias in trainable_biases(model, {config.bias}):
         tensors[KEY_PREFIX + names_of[id(bias)]] = bias.detach()
     base_name = getattr(getattr(model, "config", None), "name_or_path", None) or None
-    file_config = AdapterFileConfig(config, fan_in_fan_out, base_name)
+    file_config = AdapterFileConfig(_portable(config, lora_paths), fan_in_fan_out, base_name)
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -116,6 +120,19 @@ def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     text = json.dumps(config_to_peft(file_config), indent=2, sort_keys=True)
     _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
     return folder
+
+
+def _portable(config: LoraConfig, lora_paths: list[str]) -> LoraConfig:
+    """The config with string targets spelled out where PEFT needs it.
+
+    PEFT rejects ``layers_to_transform`` with a regex or ``"all-linear"`` target; listing the
+    adapted modules (their last names for "all-linear", full paths for a regex) selects the same.
+    """
+    if config.target_modules == ALL_LINEAR:
+        return config.replace(target_modules=tuple(sorted({p.split(".")[-1] for p in lora_paths})))
+    if isinstance(config.target_modules, str) and config.layers is not None:
+        return config.replace(target_modules=tuple(lora_paths))
+    return config
 
 
 def load_adapter(model: nn.Module, folder: str | Path, name: str = "default") -> str:
