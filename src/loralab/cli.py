@@ -1,0 +1,71 @@
+"""The ``loralab`` command. Each subcommand is one entry of ``COMMANDS``.
+
+User mistakes (``LoraLabError``) print one clear line and exit with status 2; anything
+else is a bug and keeps its stack trace.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+def _demo(argv: list[str]) -> None:
+    from loralab.demo import main
+
+    main(argv)
+
+
+def _adapter_info(argv: list[str]) -> None:
+    import argparse
+
+    from loralab.lora.io import read_adapter
+
+    parser = argparse.ArgumentParser(prog="loralab adapter-info", description="Describe an adapter folder.")
+    parser.add_argument("folder")
+    args = parser.parse_args(argv)
+    config, modules, extra = read_adapter(args.folder)
+    lora = config.lora
+    print(f"LoRA r={lora.r} alpha={lora.alpha} rslora={lora.rslora} dropout={lora.dropout} bias={lora.bias}")
+    print(f"base model: {config.base_model_name_or_path or 'unknown'}")
+    n = sum(f.A.numel() + f.B.numel() for f in modules.values()) + sum(t.numel() for t in extra.values())
+    print(f"{len(modules)} adapted modules, {n:,} parameters; other saved tensors: {len(extra)}")
+    for path, factors in modules.items():
+        print(f"  {path}: A {tuple(factors.A.shape)}, B {tuple(factors.B.shape)}")
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
+    "demo": (_demo, "LoRA on the bundled SmolLM2: parameters, merge = unmerge, PEFT-format round trip"),
+    "adapter-info": (_adapter_info, "describe an adapter folder (PEFT format)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from loralab import __version__
+    from loralab.errors import LoraLabError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: loralab COMMAND [options]\n\ncommands:")
+        for name, (_, help_text) in COMMANDS.items():
+            print(f"  {name:<14} {help_text}")
+        return 0
+    if argv[0] == "--version":
+        print(f"loralab {__version__}")
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"loralab: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        COMMANDS[argv[0]][0](argv[1:])
+    except LoraLabError as err:
+        print(f"loralab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("loralab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
