@@ -1,0 +1,77 @@
+"""Optimisers over a model's trainable parameters: AdamW or SGD, weight decay, LoRA+.
+
+Parameter groups:
+- matrices (dim ≥ 2) get ``weight_decay``; biases and norm weights (dim < 2) get none;
+- LoRA+ (Hayou et al. 2024): the B factors of LoRA layers learn ``loraplus_ratio`` times faster
+  than A (B is found through the LoRA layers, not by parameter names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from loralab.errors import ConfigError
+from loralab.lora.interface import adapter_modules
+from loralab.lora.layers import LoraLayer
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """What optimises: ``name`` (adamw | sgd), lr, AdamW's betas/eps, SGD's momentum, weight decay, LoRA+ ratio."""
+
+    name: str = "adamw"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    loraplus_ratio: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.name!r}")
+        for field_name in ("lr", "eps", "loraplus_ratio"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{field_name} must be a number > 0, got {value!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be ≥ 0, got {self.weight_decay!r}")
+        if not (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", tuple(self.betas))
+
+
+def parameter_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:
+    """Trainable parameters split into (decay?, LoRA B?) groups, each with its lr and weight decay."""
+    b_factors = {
+        id(p) for _, layer in adapter_modules(model) if isinstance(layer, LoraLayer) for p in layer.lora_B.values()
+    }
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    seen: set[int] = set()
+    for param in model.parameters():
+        if not param.requires_grad or id(param) in seen:
+            continue
+        seen.add(id(param))
+        groups.setdefault((param.dim() >= 2, id(param) in b_factors), []).append(param)
+    if not groups:
+        raise ConfigError("the model has no trainable parameters")
+    return [
+        {
+            "params": params,
+            "lr": config.lr * (config.loraplus_ratio if is_b else 1.0),
+            "weight_decay": config.weight_decay if decays else 0.0,
+        }
+        for (decays, is_b), params in groups.items()
+    ]
+
+
+def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, config)
+    if config.name == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
