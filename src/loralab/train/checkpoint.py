@@ -1,0 +1,94 @@
+"""Checkpoints that survive being killed at any moment.
+
+A checkpoint is a folder ``step-NNNNNNNN`` holding ``tensors.safetensors`` (named tensors,
+e.g. the trainable weights) and ``state.pt`` (optimiser, scheduler, RNG and data position:
+tensors and plain Python values only, read back with ``torch.load(weights_only=True)``, so
+no arbitrary pickle is ever executed). It is written in a temporary folder, completed with a
+``COMPLETE`` marker, and renamed into place: a folder with the final name is always whole,
+and a half-written one is never picked up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from loralab.errors import LoraLabError
+
+_NAME = re.compile(r"^step-(\d{8})$")
+MARKER = "COMPLETE"
+
+
+def save_checkpoint(folder: str | Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any], keep: int = 2) -> Path:
+    """Write checkpoint ``step`` atomically under ``folder``, then keep only the newest ``keep``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step-{step:08d}"
+    tmp = folder / f".step-{step:08d}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
+    torch.save(state, tmp / "state.pt")
+    (tmp / MARKER).write_text(str(step))
+    _fsync_dir(tmp)
+    if final.exists():  # the same step again (e.g. after a resume): replace it whole
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(folder)
+    prune(folder, keep)
+    return final
+
+
+def complete_checkpoints(folder: str | Path) -> list[Path]:
+    """Whole checkpoints, oldest first (temporary and unmarked folders are ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if _NAME.match(p.name) and (p / MARKER).is_file()]
+    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    found = complete_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: str | Path) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
+    """(step, tensors, state) of a checkpoint folder."""
+    path = Path(path)
+    match = _NAME.match(path.name)
+    if not match or not (path / MARKER).is_file():
+        raise LoraLabError(f"{path} is not a complete checkpoint (expected a step-NNNNNNNN folder with {MARKER})")
+    try:
+        tensors = load_file(str(path / "tensors.safetensors"))
+        state = torch.load(path / "state.pt", weights_only=True)
+    except Exception as err:  # noqa: BLE001 — any failure to read means the same thing to the user
+        raise LoraLabError(f"checkpoint {path} cannot be read ({err})") from None
+    return int(match.group(1)), tensors, state
+
+
+def prune(folder: str | Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` complete checkpoints, and stale temporary folders."""
+    folder = Path(folder)
+    for old in complete_checkpoints(folder)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in folder.glob(".step-*.tmp*"):
+        if not stale.name.endswith(f".tmp{os.getpid()}"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
