@@ -1,0 +1,40 @@
+"""Hugging Face ``datasets`` folders written by ``save_to_disk``, read when ``datasets`` is installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loralab.data.readers.optional import import_for
+from loralab.data.readers.row import Row
+from loralab.errors import DataError
+
+MARKER_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")
+DEFAULT_SPLIT = "train"
+
+
+def is_hf_dataset_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder that ``datasets.save_to_disk`` wrote."""
+    return path.is_dir() and any((path / name).is_file() for name in MARKER_FILES)
+
+
+def read_hf_disk(path: Path) -> list[Row]:
+    """Rows of a saved Dataset; for a DatasetDict, its ``train`` split (or its only split)."""
+    datasets = import_for("datasets", "datasets", f"Reading the Hugging Face dataset folder {path}")
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as error:  # datasets raises several unrelated types for a bad folder
+        raise DataError(f"{path}: not a readable Hugging Face dataset folder ({error}).") from None
+    label = str(path)
+    if isinstance(loaded, datasets.DatasetDict):
+        splits = list(loaded.keys())
+        if DEFAULT_SPLIT in loaded:
+            split = DEFAULT_SPLIT
+        elif len(splits) == 1:
+            split = splits[0]
+        else:
+            raise DataError(
+                f"{path}: the dataset has splits {splits} and none is named 'train'. "
+                "Save the split to train on by itself (dataset_dict[name].save_to_disk(folder))."
+            )
+        loaded, label = loaded[split], f"{path}[{split}]"
+    return [Row(f"{label}: row {number}", dict(fields)) for number, fields in enumerate(loaded, start=1)]

@@ -1,0 +1,33 @@
+"""Turning a model's answer to a code problem into a runnable test program."""
+
+from __future__ import annotations
+
+import re
+
+from loralab.data.problems import CodeProblem
+
+CODE_BLOCK = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def extract_code(completion: str) -> str:
+    """The first fenced code block of ``completion``, or the whole text when it has none."""
+    match = CODE_BLOCK.search(completion)
+    return match.group(1) if match else completion
+
+
+def assemble_program(problem: CodeProblem, completion: str) -> str:
+    """Source that defines the solution and runs ``check(entry_point)``; it fails by raising.
+
+    A completion that defines ``def <entry_point>(`` replaces the prompt's
+    function (text before it in the prompt, e.g. imports, is kept); otherwise
+    it is taken as the body that continues the prompt, HumanEval style.
+    """
+    code = extract_code(completion)
+    definition = re.compile(rf"^def {re.escape(problem.entry_point)}\s*\(", re.MULTILINE)
+    if definition.search(code):
+        start = definition.search(problem.prompt)
+        preamble = problem.prompt[: start.start()] if start else ""
+        solution = preamble + code
+    else:
+        solution = problem.prompt + code
+    return f"{solution}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
