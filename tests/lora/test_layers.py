@@ -106,9 +106,9 @@ def test_dropout_path_gradients_match_plain_dropout():
     torch.manual_seed(5)
     h = dropout_then_project(x, A, 0.3)
     torch.manual_seed(5)
-    keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(0.7)
+    drop = torch.empty_like(x, dtype=torch.bool).bernoulli_(0.3)
     x2, A2 = x.detach().clone().requires_grad_(), A.detach().clone().requires_grad_()
-    ref = (x2 * keep / 0.7) @ A2.T
+    ref = (x2 * ~drop / 0.7) @ A2.T
     torch.testing.assert_close(h, ref)
     g = torch.randn_like(h)
     h.backward(g)

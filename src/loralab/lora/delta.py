@@ -26,9 +26,9 @@ def delta_weight(A: torch.Tensor, B: torch.Tensor, scale: float, transposed: boo
 def adapter_output(x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: float, dropout: float) -> torch.Tensor:
     """scale · B A dropout(x) for x: (..., d_in) → (..., d_out).
 
-    Saves for backward only x (shared with the base layer) and the r-wide x·Aᵀ (plus a
-    1-byte keep-mask when dropout > 0); the scale multiplies the r-wide activation,
-    never a d_out-wide one.
+    Saves for backward only x (one tensor however many adapters read it, e.g. q/k/v) and
+    the r-wide x·Aᵀ (plus a 1-byte drop mask when dropout > 0); the scale multiplies the
+    r-wide activation, never a d_out-wide one.
     """
     if x.dtype != A.dtype and not torch.is_autocast_enabled(x.device.type):
         x = x.to(A.dtype)

@@ -1,9 +1,9 @@
-"""Dropout followed by the down-projection A, without keeping the dropped copy of x.
+"""Dropout followed by the down-projection A, without keeping a dropped copy of x.
 
-``F.linear(F.dropout(x), A)`` keeps, for backward, a mask and the dropped input (one
-more tensor as large as x). Here backward rebuilds dropout(x) from x, which the frozen
-base layer keeps anyway, and a 1-byte mask: the adapter adds 1 byte per input element
-instead of (1 + itemsize).
+``F.linear(F.dropout(x), A)`` keeps, for backward, a mask and the dropped input (a second
+tensor as large as x, one per adapter even when several adapters share x, as q/k/v do).
+Here backward rebuilds dropout(x) from x and a 1-byte drop mask. The 1/(1 − p) rescaling is
+applied to the r-wide activation and gradient, never to a d_in-wide tensor.
 """
 
 from __future__ import annotations
@@ -12,26 +12,25 @@ import torch
 
 
 class _DropoutThenProject(torch.autograd.Function):
-    """h = (x ⊙ m / (1 − p)) Aᵀ with m ~ Bernoulli(1 − p); x: (..., d_in), A: (r, d_in) → h: (..., r)."""
+    """h = (x ⊙ m) Aᵀ / (1 − p) with m ~ Bernoulli(1 − p); x: (..., d_in), A: (r, d_in) → h: (..., r)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, A: torch.Tensor, p: float) -> torch.Tensor:
-        keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(1.0 - p)
-        dropped = x * keep * (1.0 / (1.0 - p))
-        h = torch.nn.functional.linear(dropped, A)
-        ctx.save_for_backward(x, A, keep)
+        drop = torch.empty_like(x, dtype=torch.bool).bernoulli_(p)
+        h = torch.nn.functional.linear(x.masked_fill(drop, 0), A) * (1.0 / (1.0 - p))
+        ctx.save_for_backward(x, A, drop)
         ctx.p = p
         return h
 
     @staticmethod
     def backward(ctx, grad_h: torch.Tensor):
-        x, A, keep = ctx.saved_tensors
-        inv_keep = 1.0 / (1.0 - ctx.p)
+        x, A, drop = ctx.saved_tensors
+        grad_h = grad_h * (1.0 / (1.0 - ctx.p))  # r-wide
         grad_x = grad_A = None
         if ctx.needs_input_grad[0]:
-            grad_x = ((grad_h @ A.to(grad_h.dtype)) * keep * inv_keep).to(x.dtype)
+            grad_x = (grad_h @ A.to(grad_h.dtype)).masked_fill_(drop, 0).to(x.dtype)
         if ctx.needs_input_grad[1]:
-            dropped = (x * keep * inv_keep).to(grad_h.dtype)
+            dropped = x.masked_fill(drop, 0).to(grad_h.dtype)
             grad_A = (grad_h.reshape(-1, grad_h.shape[-1]).T @ dropped.reshape(-1, x.shape[-1])).to(A.dtype)
         return grad_x, grad_A, None
 
