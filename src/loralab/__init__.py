@@ -19,11 +19,12 @@ from loralab.lora import (
     unload,
     unmerge,
 )
+from loralab.models import load_model, load_tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LoraConfig", "LoraLabError", "ParameterCount", "active_adapters", "add_adapter", "combine_adapters",
-    "delete_adapter", "disabled", "load_adapter", "merge", "merge_state_dict", "read_adapter", "save_adapter",
+    "delete_adapter", "disabled", "load_adapter", "load_model", "load_tokenizer", "merge", "merge_state_dict", "read_adapter", "save_adapter",
     "set_adapter", "trainable_parameters", "unload", "unmerge",
 ]  # fmt: skip

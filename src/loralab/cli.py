@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"loralab: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    from loralab.log import show_progress_messages
+
+    show_progress_messages()
     try:
         COMMANDS[argv[0]][0](argv[1:])
     except LoraLabError as err:

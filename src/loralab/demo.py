@@ -16,6 +16,7 @@ import time
 import torch
 
 import loralab
+from loralab.log import show_progress_messages
 from loralab.models import load_model
 
 PROMPT = "Tom has 3 apples and buys 4 more. How many apples does he have?"
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="loralab demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     args = parser.parse_args(argv)
+    show_progress_messages()
 
     start = time.perf_counter()
     model, tokenizer = load_model(args.model)
