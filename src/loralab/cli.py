@@ -16,6 +16,12 @@ def _demo(argv: list[str]) -> None:
     main(argv)
 
 
+def _eval(argv: list[str]) -> None:
+    from loralab.eval.cli import main
+
+    main(argv)
+
+
 def _adapter_info(argv: list[str]) -> None:
     import argparse
 
@@ -36,6 +42,7 @@ def _adapter_info(argv: list[str]) -> None:
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "demo": (_demo, "LoRA on the bundled SmolLM2: parameters, merge = unmerge, PEFT-format round trip"),
+    "eval": (_eval, "measure what a model learned (target tasks) and what it forgot (source text)"),
     "adapter-info": (_adapter_info, "describe an adapter folder (PEFT format)"),
 }
 

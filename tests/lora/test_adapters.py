@@ -87,6 +87,19 @@ def test_switching_gives_each_adapters_own_outputs(make_model, randomize, tokens
     torch.testing.assert_close(model(tokens).logits, base)
 
 
+def test_disabled_nests(make_model, randomize, tokens):
+    model = make_model()
+    base = model(tokens).logits
+    loralab.add_adapter(model, loralab.LoraConfig(r=2, target_modules=["q_proj"]))
+    randomize(model)
+    adapted = model(tokens).logits
+    with loralab.disabled(model):
+        with loralab.disabled(model):
+            torch.testing.assert_close(model(tokens).logits, base)
+        torch.testing.assert_close(model(tokens).logits, base)  # the inner exit must not switch adapters back on
+    torch.testing.assert_close(model(tokens).logits, adapted)
+
+
 def test_two_active_adapters_add_up(make_model, randomize, tokens):
     model = make_model()
     base = model(tokens).logits

@@ -61,10 +61,14 @@ def trainable_biases(model: nn.Module, modes: set[str]) -> list[nn.Parameter]:
 
 @contextmanager
 def disabled(model: nn.Module) -> Iterator[None]:
-    """Within the block the model computes as its base: no adapter runs, merged ones are taken out."""
+    """Within the block the model computes as its base: no adapter runs, merged ones are taken out.
+
+    Nests: on exit each block restores exactly what it found (active adapters, merged ones).
+    """
     reg = registry(model)
     merged = {path: list(layer.merged) for path, layer in adapter_modules(model) if isinstance(layer, LoraLayer)}
     saved_active = reg.active
+    reg.active = ()
     for _, layer in adapter_modules(model):
         if isinstance(layer, LoraLayer):
             layer.unmerge()
@@ -72,6 +76,7 @@ def disabled(model: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
+        reg.active = saved_active
         for path, layer in adapter_modules(model):
             layer.set_active(saved_active)
             if isinstance(layer, LoraLayer):

@@ -1,0 +1,47 @@
+"""``evaluate``: score a model on a list of tasks and return one TaskResult per (task, metric)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from loralab.errors import ConfigError
+from loralab.eval.options import EvalOptions
+from loralab.eval.result import TaskResult
+from loralab.eval.tasks.registry import KINDS
+from loralab.eval.tasks.spec import known_tasks, parse_task
+
+
+def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | None = None, seed: int = 0,
+             **settings: Any) -> list[TaskResult]:  # fmt: skip
+    """Evaluate ``model`` on ``tasks`` (names as in :mod:`loralab.eval.tasks.spec`, e.g. ``["arith", "source-ppl"]``).
+
+    ``limit`` caps the items per task; ``seed`` picks built-in test items and seeds sampling;
+    further ``settings`` are :class:`EvalOptions` fields (``batch_size``, ``samples``, ``progress``...).
+    Every task name is parsed and every file read before the first model call, so mistakes fail fast.
+    The model is put in eval mode and evaluated as it is (with its active adapters).
+    """
+    if isinstance(tasks, str) or not tasks:
+        raise ConfigError(f"tasks must be a non-empty list of task names. Known tasks: {known_tasks()}.")
+    unknown = sorted(set(settings) - set(EvalOptions.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"Unknown evaluation settings {unknown}; known: {', '.join(EvalOptions.__dataclass_fields__)}.")
+    options = EvalOptions(limit=limit, seed=seed, **settings)
+    specs = [parse_task(name) for name in tasks]
+    loaded = [(spec, KINDS[spec.kind].load(spec, options)) for spec in specs]
+    from tqdm.auto import tqdm
+
+    model.eval()
+    results: list[TaskResult] = []
+    with tqdm(total=len(loaded), desc="evaluate", disable=not options.progress) as progress:
+        for spec, items in loaded:
+            progress.set_postfix_str(spec.name)
+            start = time.perf_counter()
+            task_results = KINDS[spec.kind].run(model, tokenizer, spec, items, options)
+            seconds = time.perf_counter() - start
+            for result in task_results:
+                result.seconds = seconds
+            results.extend(task_results)
+            progress.update(1)
+    return results

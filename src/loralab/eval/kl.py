@@ -1,0 +1,65 @@
+"""KL divergence from the base model to the fine-tuned one on source-domain text (forgetting).
+
+For every position t of every window (all positions: each gives a next-token
+distribution), with p = base model (adapters disabled via
+:func:`loralab.disabled`, same weights in memory) and q = fine-tuned model:
+
+    KL_t = sum_v p_t(v) * (log p_t(v) - log q_t(v)),     reported: mean_t KL_t (nats per token)
+
+log-softmax and the sum over the vocabulary are computed in float64. The
+standard error is std(KL_t) / sqrt(number of positions). Windows as in
+:mod:`loralab.eval.perplexity`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from loralab.errors import ConfigError, DataError
+from loralab.eval.perplexity import document_windows
+from loralab.eval.scoring import batched_logits
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Mean per-token KL(p_base || p_finetuned) in nats, its standard error, and the positions counted."""
+
+    kl: float
+    stderr: float
+    tokens: int
+
+
+def kl_to_base(model: Any, tokenizer: Any, documents: Sequence[str], *, window: int = 256, batch_size: int = 2) -> Divergence:
+    """Mean per-token KL from the base model (adapters off) to ``model`` on ``documents``."""
+    import loralab
+
+    if not _has_adapters(model):
+        raise ConfigError("KL to the base model needs a model with a LoRA adapter (load one with --adapter).")
+    rows = [row for row in document_windows(tokenizer, documents, window) if row]
+    if not rows:
+        raise DataError("No text to score: the documents are empty.")
+    values: list[torch.Tensor] = []
+    for chunk, tuned in batched_logits(model, rows, batch_size):
+        with loralab.disabled(model):
+            order, base = next(batched_logits(model, [rows[i] for i in chunk], len(chunk)))
+        base_row = {chunk[j]: position for position, j in enumerate(order)}
+        for position, index in enumerate(chunk):
+            length = len(rows[index])
+            log_p = torch.log_softmax(base[base_row[index], :length].double(), dim=-1)
+            log_q = torch.log_softmax(tuned[position, :length].double(), dim=-1)
+            values.append((log_p.exp() * (log_p - log_q)).sum(-1).cpu())
+    per_token = torch.cat(values)
+    spread = float(per_token.std()) if len(per_token) > 1 else 0.0
+    return Divergence(float(per_token.mean()), spread / math.sqrt(len(per_token)), len(per_token))
+
+
+def _has_adapters(model: Any) -> bool:
+    from loralab.lora.interface import adapter_modules
+
+    return any(True for _ in adapter_modules(model))
+

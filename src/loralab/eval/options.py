@@ -1,0 +1,49 @@
+"""Settings shared by every evaluation task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loralab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """``limit``: items per task (problems, passages, multiple-choice items, or paragraphs of ``ppl:``/``kl:`` files).
+
+    Generation: ``max_new_tokens``, ``batch_size``; code tasks draw ``samples`` completions per
+    problem at ``temperature``/``top_p`` and report pass@1 and pass@``k`` (k <= samples), run with
+    ``timeout`` seconds and ``memory_mb`` per program on ``workers`` processes.
+    Text: ``window`` tokens per perplexity/KL window, ``score_batch_size`` windows per forward pass.
+    """
+
+    limit: int | None = None
+    seed: int = 0
+    batch_size: int = 8
+    max_new_tokens: int = 256
+    samples: int = 5
+    temperature: float = 0.8
+    top_p: float = 0.95
+    k: int = 5
+    timeout: float = 10.0
+    memory_mb: int = 1024
+    workers: int = 2
+    window: int = 256
+    score_batch_size: int = 4
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+            raise ConfigError(f"limit must be a positive integer (or None for every item), got {self.limit!r}.")
+        for name in ("batch_size", "max_new_tokens", "samples", "k", "workers", "score_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
+        if self.k > self.samples:
+            raise ConfigError(f"pass@k needs k <= samples; got k={self.k}, samples={self.samples}.")
+        if self.window < 2:
+            raise ConfigError(f"window must be at least 2 tokens, got {self.window}.")
+
+    def take(self, items: list) -> list:
+        """The first ``limit`` items (all when limit is None)."""
+        return items if self.limit is None else items[: self.limit]
