@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from loralab.eval.options import EvalOptions
 from loralab.errors import ConfigError
 from loralab.eval.tasks.spec import known_tasks, parse_task
 
@@ -23,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="write the results as JSON to this file")
     parser.add_argument("--baseline", action="store_true", help="also evaluate with the adapter disabled and compare")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=EvalOptions.batch_size)
+    parser.add_argument("--max-new-tokens", type=int, default=EvalOptions.max_new_tokens)
     parser.add_argument("--samples", type=int, default=5, help="completions per code problem")
     parser.add_argument("--k", type=int, help="also report pass@k (k <= samples; default min(5, samples))")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of code tasks")

@@ -19,8 +19,8 @@ class EvalOptions:
 
     limit: int | None = None
     seed: int = 0
-    batch_size: int = 8
-    max_new_tokens: int = 256
+    batch_size: int = 32  # CPU generation: 8.4 ms/token/row at 32 vs 13.2 at 8 (SmolLM2-135M, 2 cores)
+    max_new_tokens: int = 192  # a batch waits for its longest row; 192 kept every correct arith answer of 256
     samples: int = 5
     temperature: float = 0.8
     top_p: float = 0.95
