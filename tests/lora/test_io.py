@@ -1,7 +1,6 @@
 """Adapter files: bad input gives a clear error and leaves the model as it was."""
 
 import json
-import warnings
 
 import pytest
 import torch

@@ -12,7 +12,6 @@ from loralab.errors import ConfigError
 from loralab.lora.config import ALL_LINEAR, LoraConfig, matches_selector
 from loralab.lora.interface import AdapterModule
 from loralab.lora.layers import LoraConv1D, LoraEmbedding, LoraLayer, LoraLinear
-from loralab.lora.trainable_copy import TrainableCopy
 
 
 def _conv1d_type() -> type | None:
@@ -139,7 +138,6 @@ def get_submodule_parent(model: nn.Module, path: str) -> tuple[nn.Module, str]:
 
 __all__ = [
     "Target",
-    "TrainableCopy",
     "base_modules",
     "block_index",
     "get_submodule_parent",
