@@ -40,8 +40,22 @@ def _adapter_info(argv: list[str]) -> None:
         print(f"  {path}: A {tuple(factors.A.shape)}, B {tuple(factors.B.shape)}")
 
 
+def _train(argv: list[str]) -> None:
+    from loralab.train.cli import train_main
+
+    train_main(argv)
+
+
+def _merge(argv: list[str]) -> None:
+    from loralab.train.cli import merge_main
+
+    merge_main(argv)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "demo": (_demo, "LoRA on the bundled SmolLM2: parameters, merge = unmerge, PEFT-format round trip"),
+    "train": (_train, "fine-tune from a YAML recipe (LoRA, rsLoRA, QLoRA or full) into runs/<name>/"),
+    "merge": (_merge, "write a run's model with its adapter merged, in Hugging Face format"),
     "eval": (_eval, "measure what a model learned (target tasks) and what it forgot (source text)"),
     "adapter-info": (_adapter_info, "describe an adapter folder (PEFT format)"),
 }

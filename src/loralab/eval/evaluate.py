@@ -14,13 +14,15 @@ from loralab.eval.tasks.spec import known_tasks, parse_task
 
 
 def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | None = None, seed: int = 0,
-             **settings: Any) -> list[TaskResult]:  # fmt: skip
+             reference: Any = None, **settings: Any) -> list[TaskResult]:  # fmt: skip
     """Evaluate ``model`` on ``tasks`` (names as in :mod:`loralab.eval.tasks.spec`, e.g. ``["arith", "source-ppl"]``).
 
     ``limit`` caps the items per task; ``seed`` picks built-in test items and seeds sampling;
     further ``settings`` are :class:`EvalOptions` fields (``batch_size``, ``samples``, ``progress``...).
     Every task name is parsed and every file read before the first model call, so mistakes fail fast.
     The model is put in eval mode and evaluated as it is (with its active adapters).
+    ``reference``: the base model for KL tasks when ``model`` has no adapter to disable
+    (full fine-tuning); by default KL compares with ``model`` under :func:`loralab.disabled`.
     """
     if isinstance(tasks, str) or not tasks:
         raise ConfigError(f"tasks must be a non-empty list of task names. Known tasks: {known_tasks()}.")
@@ -38,7 +40,9 @@ def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | N
         for spec, items in loaded:
             progress.set_postfix_str(spec.name)
             start = time.perf_counter()
-            task_results = KINDS[spec.kind].run(model, tokenizer, spec, items, options)
+            kind = KINDS[spec.kind]
+            extra = {"reference": reference} if kind.compares_to_base else {}
+            task_results = kind.run(model, tokenizer, spec, items, options, **extra)
             seconds = time.perf_counter() - start
             for result in task_results:
                 result.seconds = seconds

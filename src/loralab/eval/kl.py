@@ -2,7 +2,8 @@
 
 For every position t of every window (all positions: each gives a next-token
 distribution), with p = base model (adapters disabled via
-:func:`loralab.disabled`, same weights in memory) and q = fine-tuned model:
+:func:`loralab.disabled`, same weights in memory; or a separate ``reference`` model, e.g.
+the base of a full fine-tuning run) and q = fine-tuned model:
 
     KL_t = sum_v p_t(v) * (log p_t(v) - log q_t(v)),     reported: mean_t KL_t (nats per token)
 
@@ -34,19 +35,24 @@ class Divergence:
     tokens: int
 
 
-def kl_to_base(model: Any, tokenizer: Any, documents: Sequence[str], *, window: int = 256, batch_size: int = 2) -> Divergence:
-    """Mean per-token KL from the base model (adapters off) to ``model`` on ``documents``."""
+def kl_to_base(model: Any, tokenizer: Any, documents: Sequence[str], *, window: int = 256, batch_size: int = 2,
+               reference: Any = None) -> Divergence:  # fmt: skip
+    """Mean per-token KL from the base model (adapters off, or ``reference``) to ``model`` on ``documents``."""
+    import contextlib
+
     import loralab
 
-    if not _has_adapters(model):
+    if reference is None and not _has_adapters(model):
         raise ConfigError("KL to the base model needs a model with a LoRA adapter (load one with --adapter).")
+    base_model = model if reference is None else reference
+    as_base = (lambda: loralab.disabled(model)) if reference is None else contextlib.nullcontext
     rows = [row for row in document_windows(tokenizer, documents, window) if row]
     if not rows:
         raise DataError("No text to score: the documents are empty.")
     values: list[torch.Tensor] = []
     for chunk, tuned in batched_logits(model, rows, batch_size):
-        with loralab.disabled(model):
-            order, base = next(batched_logits(model, [rows[i] for i in chunk], len(chunk)))
+        with as_base():
+            order, base = next(batched_logits(base_model, [rows[i] for i in chunk], len(chunk)))
         base_row = {chunk[j]: position for position, j in enumerate(order)}
         for position, index in enumerate(chunk):
             length = len(rows[index])

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -25,8 +25,18 @@ _NAME = re.compile(r"^step-(\d{8})$")
 MARKER = "COMPLETE"
 
 
-def save_checkpoint(folder: str | Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any], keep: int = 2) -> Path:
-    """Write checkpoint ``step`` atomically under ``folder``, then keep only the newest ``keep``."""
+def save_checkpoint(
+    folder: str | Path,
+    step: int,
+    tensors: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    keep: int = 2,
+    write_extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write checkpoint ``step`` atomically under ``folder``, then keep only the newest ``keep``.
+
+    ``write_extra(tmp_folder)`` may add files (e.g. a PEFT-format adapter) before the rename.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:08d}"
@@ -35,6 +45,8 @@ def save_checkpoint(folder: str | Path, step: int, tensors: dict[str, torch.Tens
     tmp.mkdir()
     save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
     torch.save(state, tmp / "state.pt")
+    if write_extra is not None:
+        write_extra(tmp)
     (tmp / MARKER).write_text(str(step))
     _fsync_dir(tmp)
     if final.exists():  # the same step again (e.g. after a resume): replace it whole

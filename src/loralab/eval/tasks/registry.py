@@ -25,6 +25,8 @@ class TaskKind:
 
     load: Callable[[TaskSpec, EvalOptions], list]
     run: Callable[..., list]
+    #: ``run`` also takes ``reference=``: the base model to compare with (None: adapters disabled)
+    compares_to_base: bool = False
 
 
 def _builtin_problems(spec: TaskSpec, options: EvalOptions) -> list:
@@ -69,12 +71,12 @@ KINDS: dict[str, TaskKind] = {
     "arith": TaskKind(_builtin_problems, run_math),
     "pycode": TaskKind(_builtin_problems, run_code),
     "source-ppl": TaskKind(_source_passages, run_perplexity),
-    "source-kl": TaskKind(_source_passages, run_kl),
+    "source-kl": TaskKind(_source_passages, run_kl, compares_to_base=True),
     "gsm8k": TaskKind(_reader("read_gsm8k"), run_math),
     "humaneval": TaskKind(_reader("read_humaneval"), run_code),
     "hellaswag": TaskKind(_reader("read_hellaswag"), run_choice),
     "arc": TaskKind(_reader("read_arc"), run_choice),
     "winogrande": TaskKind(_reader("read_winogrande"), run_choice),
     "ppl": TaskKind(_paragraphs, run_perplexity),
-    "kl": TaskKind(_paragraphs, run_kl),
+    "kl": TaskKind(_paragraphs, run_kl, compares_to_base=True),
 }

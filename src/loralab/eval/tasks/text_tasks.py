@@ -21,7 +21,8 @@ def run_perplexity(model: Any, tokenizer: Any, spec: TaskSpec, documents: list[s
     return [TaskResult(spec.name, "perplexity", result.perplexity, result.stderr, result.tokens, 0.0, "source", False, details)]
 
 
-def run_kl(model: Any, tokenizer: Any, spec: TaskSpec, documents: list[str], options: EvalOptions) -> list[TaskResult]:
-    result = kl_to_base(model, tokenizer, documents, window=options.window, batch_size=options.score_batch_size)
+def run_kl(model: Any, tokenizer: Any, spec: TaskSpec, documents: list[str], options: EvalOptions,
+           reference: Any = None) -> list[TaskResult]:  # fmt: skip
+    result = kl_to_base(model, tokenizer, documents, window=options.window, batch_size=options.score_batch_size, reference=reference)
     details = {"documents": len(documents), "window": options.window, "unit": "nats/token"}
     return [TaskResult(spec.name, "kl_to_base", result.kl, result.stderr, result.tokens, 0.0, "source", False, details)]

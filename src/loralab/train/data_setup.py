@@ -1,0 +1,49 @@
+"""The training set of a recipe: a built-in task's training split or a data file, tokenized."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loralab.data import build_dataset
+from loralab.data.dataset import TokenizedDataset
+from loralab.data.records import TextRecord
+from loralab.errors import DataError
+from loralab.train.recipe import DataConfig
+
+#: training examples drawn from a built-in task when ``examples`` is not given
+DEFAULT_TASK_EXAMPLES = 2000
+
+
+def training_records(config: DataConfig, seed: int) -> list[Any]:
+    """Records of the training split (a task's ``train`` items) or of the data file."""
+    if config.task is not None:
+        from loralab.data.tasks import get_task
+
+        task = get_task(config.task, **config.task_options)
+        wanted = config.examples
+        if config.task == "source-text":
+            items = task.train(wanted, seed)
+        else:
+            items = task.train(wanted or DEFAULT_TASK_EXAMPLES, seed)
+        return [task.to_record(item) for item in items]
+    from loralab.data import load_records
+
+    records = load_records(config.path)
+    return records[: config.examples] if config.examples else records
+
+
+def training_set(config: DataConfig, tokenizer: Any, seed: int) -> TokenizedDataset:
+    """Tokenized examples: response-only labels (instruction) or packed blocks (pretraining)."""
+    records = training_records(config, seed)
+    is_text = isinstance(records[0], TextRecord) if records else False
+    if config.regime == "pretraining" and not is_text:
+        raise DataError(f"data.regime is pretraining but {config.task or config.path} holds instruction records, not raw text")
+    if config.regime == "instruction" and is_text:
+        raise DataError(f"{config.task or config.path} holds raw text: set data.regime: pretraining")
+    if config.regime == "pretraining":
+        dataset = build_dataset(records, tokenizer, max_length=config.block_size, block_size=config.block_size)
+    else:
+        dataset = build_dataset(records, tokenizer, max_length=config.max_length, train_on_prompt=config.train_on_prompt)
+    if len(dataset) == 0:
+        raise DataError(f"no training examples left from {config.task or config.path} (all too long or empty?)")
+    return dataset

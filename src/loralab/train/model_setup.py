@@ -1,0 +1,91 @@
+"""The model a recipe trains: the base loaded, then made trainable by the recipe's method.
+
+- ``lora``: a LoRA adapter named ``default`` (base frozen);
+- ``qlora``: the base's linear layers quantized to NF4 first, then the adapter;
+- ``full``: every weight trainable (the baseline), with optional dropout in the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from loralab.train.recipe import Recipe
+
+ADAPTER = "default"
+#: last path components of the sub-layers whose outputs get ``model.dropout``
+DROPOUT_SITES = ("self_attn", "attn", "attention", "mlp")
+
+
+def base_model(recipe: Recipe) -> tuple[nn.Module, Any]:
+    """(model, tokenizer) of the recipe's base, on its device, quantized for ``qlora``."""
+    from loralab.models import load_model
+
+    model, tokenizer = load_model(recipe.model.name, dtype=recipe.model.dtype, device=recipe.train.device)
+    if recipe.method == "qlora":
+        from loralab.quant import QuantConfig, quantize_base
+
+        quantize_base(model, QuantConfig(**_fields(recipe.quant)))
+    return model, tokenizer
+
+
+def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
+    """Apply the method: add the LoRA adapter, or unfreeze everything for full fine-tuning."""
+    if recipe.uses_adapter:
+        from loralab.lora import add_adapter
+
+        add_adapter(model, recipe.lora, ADAPTER)
+    else:
+        for param in model.parameters():
+            param.requires_grad_(True)
+    if recipe.model.dropout > 0:
+        add_output_dropout(model, recipe.model.dropout)
+    if recipe.train.gradient_checkpointing:
+        if not hasattr(model, "gradient_checkpointing_enable"):
+            from loralab.errors import ConfigError
+
+            raise ConfigError("train.gradient_checkpointing: this model does not support it")
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    return model
+
+
+def add_output_dropout(model: nn.Module, p: float) -> int:
+    """Dropout(p) on the output of every attention and MLP sub-layer while training; returns how many."""
+
+    def hook(module: nn.Module, args: Any, output: Any) -> Any:
+        if not module.training:
+            return output
+        if isinstance(output, tuple):
+            return (F.dropout(output[0], p, True),) + tuple(output[1:])
+        return F.dropout(output, p, True)
+
+    count = 0
+    for path, module in model.named_modules():
+        if path.rsplit(".", 1)[-1] in DROPOUT_SITES and any(part.isdigit() for part in path.split(".")):
+            module.register_forward_hook(hook)
+            count += 1
+    return count
+
+
+def trainable_named_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) of every parameter that trains, each once (tied weights counted once)."""
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _fields(section: Any) -> dict:
+    import dataclasses
+
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+def autocast(recipe: Recipe, device: torch.device):
+    """bf16 autocast for ``train.precision: bf16``, a no-op context for fp32."""
+    import contextlib
+
+    if recipe.train.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -1,0 +1,256 @@
+"""A training recipe: one YAML file, one typed section per concern, validated before any model loads.
+
+    name: quickstart            # the run folder is <output_dir>/<name>
+    method: lora                # lora | full | qlora
+    model:     ModelConfig      # which base model, weight dtype, dropout in the model
+    lora:      LoraConfig       # rank, alpha, rsLoRA, targets (methods lora / qlora)
+    quant:     QuantSettings    # the 4-bit base (method qlora)
+    data:      DataConfig       # a built-in task or a file; instruction or raw text
+    optimizer: OptimizerConfig  # AdamW / SGD, lr, weight decay, LoRA+
+    train:     TrainConfig      # steps, batches, schedule, precision, checkpoints
+    eval:      EvalConfig       # tasks, when, how many items
+
+``load_recipe(path, overrides)`` applies ``key=value`` overrides (dotted keys, YAML values)
+to the file's mapping, then validates everything: unknown keys, wrong types, bad ranges and
+missing data files are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from loralab.errors import ConfigError
+from loralab.lora.config import LoraConfig
+from loralab.train.optim import OptimizerConfig
+from loralab.train.schedules import SCHEDULES
+from loralab.train.schema import as_dict, build
+
+METHODS = ("lora", "full", "qlora")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The base model: a loader name (``smollm2-135m-instruct``, ``tiny-llama``), a folder or a hub id.
+
+    ``dtype`` is the dtype of the weights in memory (trainable weights should stay float32;
+    use ``train.precision: bf16`` for bf16 compute). ``dropout`` is applied to every
+    attention and MLP output during training (a regulariser for full fine-tuning).
+    """
+
+    name: str = "smollm2-135m-instruct"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("name: give a model name, folder or hub id")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    """The 4-bit NF4 base of ``method: qlora`` (block sizes as in the QLoRA paper)."""
+
+    block_size: int = 64
+    double_quant: bool = True
+    scale_block_size: int = 256
+    compute_dtype: Literal["bfloat16", "float32"] = "bfloat16"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the model trains on: a built-in ``task`` (arith, pycode, source-text) or a ``path``.
+
+    ``regime``: ``instruction`` (loss on responses only, unless ``train_on_prompt``) or
+    ``pretraining`` (raw text packed into blocks of ``block_size`` tokens, loss on all).
+    ``examples`` caps the training examples drawn from a task (or taken from a file).
+    """
+
+    task: Optional[str] = None
+    path: Optional[str] = None
+    task_options: dict = field(default_factory=dict)
+    examples: Optional[int] = None
+    regime: Literal["instruction", "pretraining"] = "instruction"
+    max_length: int = 512
+    block_size: int = 256
+    train_on_prompt: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.task is None) == (self.path is None):
+            raise ConfigError("give exactly one of task (a built-in task) or path (a data file)")
+        if self.path is not None and not Path(self.path).exists():
+            raise ConfigError(f"path: data file {self.path!r} not found")
+        if self.task is not None:
+            from loralab.data.tasks import get_task
+            from loralab.errors import LoraLabError
+
+            try:
+                get_task(self.task, **self.task_options)  # unknown task or option: fails here, not later
+            except (LoraLabError, TypeError) as err:
+                raise ConfigError(f"task: {err}") from None
+        for name in ("max_length", "block_size"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"{name} must be at least 2 tokens, got {getattr(self, name)}")
+        if self.examples is not None and self.examples < 1:
+            raise ConfigError(f"examples must be ≥ 1, got {self.examples}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and how: ``max_steps`` (optimiser steps) or ``epochs``; a step is
+    ``grad_accum`` micro-batches of ``micro_batch_size`` examples. Learning rate follows
+    ``schedule`` with ``warmup_steps`` (see :mod:`loralab.train.schedules`); gradients are
+    clipped to ``max_grad_norm`` (0: off). ``precision: bf16`` runs the forward and backward
+    under bf16 autocast (weights stay float32). Checkpoints every ``checkpoint_every`` steps
+    (0: only at the end or on Ctrl-C), keeping the newest ``keep_checkpoints``.
+    """
+
+    epochs: float = 1.0
+    max_steps: Optional[int] = None
+    micro_batch_size: int = 8
+    grad_accum: int = 1
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    max_grad_norm: float = 1.0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if not self.epochs > 0:
+            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be ≥ 1, got {self.max_steps}")
+        for name in ("micro_batch_size", "grad_accum", "keep_checkpoints", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "checkpoint_every", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation with :func:`loralab.eval.evaluate`: ``tasks`` before training (``before``),
+    every ``every`` steps (0: never during training) and at the end; ``limit`` items per task.
+    ``settings`` are further :class:`~loralab.eval.options.EvalOptions` (batch_size, max_new_tokens...).
+    """
+
+    tasks: tuple[str, ...] = ()
+    limit: Optional[int] = None
+    before: bool = True
+    every: int = 0
+    seed: int = 0
+    settings: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tasks:
+            from loralab.eval.options import EvalOptions
+            from loralab.eval.tasks.spec import parse_task
+
+            for task in self.tasks:
+                parse_task(task)
+            unknown = sorted(set(self.settings) - set(EvalOptions.__dataclass_fields__) - {"limit", "seed"})
+            if unknown:
+                raise ConfigError(f"settings: unknown evaluation setting {unknown[0]!r}; known: {', '.join(EvalOptions.__dataclass_fields__)}")
+            EvalOptions(**{k: v for k, v in self.settings.items() if k not in ("limit", "seed")})
+        if self.every < 0:
+            raise ConfigError(f"every must be ≥ 0, got {self.every}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole training run (see the module docstring)."""
+
+    name: str = "run"
+    method: Literal["lora", "full", "qlora"] = "lora"
+    output_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    quant: QuantSettings = field(default_factory=QuantSettings)
+    data: DataConfig = field(default_factory=lambda: DataConfig(task="arith"))
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def uses_adapter(self) -> bool:
+        return self.method in ("lora", "qlora")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return as_dict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def recipe_from_dict(raw: Any, source: str = "recipe") -> Recipe:
+    """Validate a recipe mapping section by section; errors name the key (``train.lr: ...``)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a recipe is a YAML mapping of sections, got {type(raw).__name__}")
+    scalars = {"name", "method", "output_dir"}
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(Recipe)})
+    if unknown:
+        raise ConfigError(f"{source}: {unknown[0]}: unknown section; sections: {', '.join(f.name for f in dataclasses.fields(Recipe))}")
+    sections: dict[str, Any] = {}
+    classes = {"model": ModelConfig, "lora": LoraConfig, "quant": QuantSettings, "data": DataConfig,
+               "optimizer": OptimizerConfig, "train": TrainConfig, "eval": EvalConfig}  # fmt: skip
+    for name, cls in classes.items():
+        if name in raw:
+            sections[name] = _section(cls, raw[name], name, source)
+    top = build(_TopLevel, {k: v for k, v in raw.items() if k in scalars}, "")
+    if "data" not in raw:
+        raise ConfigError(f"{source}: data: missing; say what to train on (data.task or data.path)")
+    return Recipe(name=top.name, method=top.method, output_dir=top.output_dir, **sections)
+
+
+@dataclass(frozen=True)
+class _TopLevel:
+    name: str = "run"
+    method: Literal["lora", "full", "qlora"] = "lora"
+    output_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"name: a run name is a plain folder name, got {self.name!r}")
+
+
+def _section(cls: type, value: Any, name: str, source: str) -> Any:
+    try:
+        return build(cls, value, name)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a YAML recipe, apply ``key=value`` overrides, validate."""
+    from loralab.train.overrides import apply_overrides
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {str(path)!r} not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    raw = apply_overrides(raw if raw is not None else {}, overrides)
+    return recipe_from_dict(raw, str(path))
