@@ -10,6 +10,7 @@ e.g. ``train.lr: expected a number, got 'fast'``. Sections check their own range
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -35,7 +36,13 @@ def build(cls: type[T], mapping: Any, where: str) -> T:
     try:
         return cls(**values)
     except ConfigError as err:
-        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+        message = str(err)
+        first = re.match(r"\w+", message)
+        if not where:
+            raise
+        if first and first.group(0) in fields:  # "r must be ..." from LoraConfig → "lora.r must be ..."
+            raise ConfigError(f"{where}.{message}") from None
+        raise ConfigError(f"{where}: {message}") from None
 
 
 def convert(annotation: Any, value: Any, key: str) -> Any:

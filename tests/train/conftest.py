@@ -1,0 +1,42 @@
+"""Tiny recipes for trainer tests: a random tiny Llama and a handful of instruction records."""
+
+import json
+
+import pytest
+
+from loralab.train.overrides import apply_overrides
+from loralab.train.recipe import recipe_from_dict
+
+RECORDS = [
+    {"prompt": f"What is {a} plus {b}?", "response": f"{a} + {b} = {a + b}.\n#### {a + b}"}
+    for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 4), (6, 1), (8, 3)]
+]
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    return path
+
+
+@pytest.fixture
+def make_recipe(tmp_path, data_file):
+    """``make_recipe("train.max_steps=5", ...)``: a tiny LoRA recipe with overrides, validated."""
+
+    def make(*overrides: str, **sections):
+        raw = {
+            "name": "tiny",
+            "output_dir": str(tmp_path / "runs"),
+            "method": "lora",
+            "model": {"name": "tiny-llama"},
+            # the head too: a tiny random model's frozen head keeps logits near uniform
+            "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj", "down_proj", "lm_head"]},
+            "data": {"path": str(data_file), "max_length": 64},
+            "optimizer": {"lr": 3e-2},
+            "train": {"max_steps": 4, "micro_batch_size": 4, "schedule": "constant"},
+        }
+        raw.update(sections)
+        return recipe_from_dict(apply_overrides(raw, list(overrides)))
+
+    return make

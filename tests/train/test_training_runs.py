@@ -1,0 +1,85 @@
+"""Whole runs on a tiny model: they learn, LoRA leaves the base alone, outputs land in the run folder."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from loralab.lora.interface import adapter_modules
+from loralab.train.model_setup import base_model
+from loralab.train.trainer import train
+
+
+def _losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_lora_overfits_and_keeps_the_base_bit_identical(make_recipe):
+    recipe = make_recipe("train.max_steps=40", "train.micro_batch_size=8")
+    base, _ = base_model(recipe)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    result = train(recipe, progress=False)
+    losses = _losses(result.run_dir)
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+    # the adapter reloads onto a fresh base; every base weight of the trained model is unchanged
+    from loralab.lora import load_adapter
+
+    fresh, _ = base_model(recipe)
+    load_adapter(fresh, result.run_dir / "adapter")
+    seen = 0
+    for path, module in adapter_modules(fresh):
+        for name, tensor in module.base_layer.state_dict().items():
+            assert torch.equal(tensor, before[f"{path}.{name}"])
+            seen += 1
+    assert seen > 0
+    assert (result.run_dir / "loss.png").stat().st_size > 1000
+    assert "LEARNED" not in (result.run_dir / "report.md").read_text()  # no evaluation asked
+
+
+def test_trained_weights_really_are_the_saved_adapter(make_recipe):
+    result = train(make_recipe("train.max_steps=3"), progress=False)
+    saved = load_file(str(result.run_dir / "adapter" / "adapter_model.safetensors"))
+    assert saved and all(t.abs().sum() > 0 for k, t in saved.items() if "lora_B" in k)  # B moved off zero
+
+
+def test_full_fine_tuning_overfits_and_saves_a_hf_model(make_recipe):
+    recipe = make_recipe("method=full", "optimizer.lr=1e-2", "train.max_steps=30", "train.micro_batch_size=8",
+                         "model.dropout=0.1", "optimizer.weight_decay=0.01")  # fmt: skip
+    result = train(recipe, progress=False)
+    losses = _losses(result.run_dir)
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(result.run_dir / "model")
+    base, _ = base_model(recipe)
+    changed = [n for n, p in reloaded.named_parameters() if not torch.equal(p, dict(base.named_parameters())[n])]
+    assert len(changed) == len(list(base.named_parameters()))  # every weight trained
+
+
+def test_continued_pretraining_on_packed_text(make_recipe):
+    recipe = make_recipe("data.path=null", "data.task=source-text", "data.regime=pretraining", "data.block_size=32",
+                         "data.examples=6", "train.max_steps=3")  # fmt: skip
+    result = train(recipe, progress=False)
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    # packed blocks: every position but the first of each block is trained
+    assert all(r["labelled_tokens"] == 4 * 31 for r in records)
+
+
+def test_regime_must_match_the_data(make_recipe):
+    from loralab.errors import DataError
+
+    with pytest.raises(DataError, match="regime"):
+        train(make_recipe("data.regime=pretraining"), progress=False)
+
+
+def test_existing_run_folder_needs_force_or_resume(make_recipe):
+    from loralab.errors import ConfigError
+
+    recipe = make_recipe("train.max_steps=1")
+    train(recipe, progress=False)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(recipe, progress=False)
+    train(recipe, progress=False, force=True)
