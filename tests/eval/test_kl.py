@@ -52,3 +52,26 @@ def test_kl_is_positive_and_matches_reference(tiny, char_tokenizer):
 def test_kl_needs_an_adapter(tiny, char_tokenizer):
     with pytest.raises(ConfigError, match="adapter"):
         kl_to_base(tiny, char_tokenizer, DOCS)
+
+
+def test_kl_against_a_separate_reference_model_equals_the_disabled_adapter_path():
+    """Full fine-tuning has no adapter to switch off: a reference copy of the base gives the same KL."""
+    import copy
+
+    from loralab import LoraConfig, add_adapter, unload
+    from loralab.eval.kl import kl_to_base
+    from loralab.models import load_model
+
+    model, tokenizer = load_model("tiny-llama")
+    reference = copy.deepcopy(model)
+    add_adapter(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    documents = ["The quick brown fox jumps over the lazy dog.", "Some other words, for a second window."]
+    via_adapter = kl_to_base(model, tokenizer, documents, window=16)
+    plain = unload(model, merge=True)  # a plain model now: the full-fine-tuning situation
+    via_reference = kl_to_base(plain, tokenizer, documents, window=16, reference=reference)
+    assert via_adapter.kl > 1e-4
+    assert via_reference.kl == pytest.approx(via_adapter.kl, rel=1e-4)

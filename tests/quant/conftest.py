@@ -1,0 +1,34 @@
+"""Helpers for the QLoRA tests: tiny Llamas, token batches, non-zero adapters."""
+
+import pytest
+import torch
+
+from loralab.models.tiny import tiny_model
+
+VOCAB = 128
+
+
+@pytest.fixture
+def tokens():
+    return torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture
+def make_model():
+    """tiny_model(kind, **overrides): fresh, deterministic; Linear shapes 32×32, 16×32, 64×32, 32×64."""
+    return lambda kind="llama", **overrides: tiny_model(kind, vocab_size=VOCAB, **overrides)
+
+
+@pytest.fixture
+def randomize():
+    """Give every trainable tensor random values, so that adapters are non-zero (B ≠ 0)."""
+
+    @torch.no_grad()
+    def apply(model, seed=0, std=0.3):
+        gen = torch.Generator().manual_seed(seed)
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=gen) * std)
+        return model
+
+    return apply
