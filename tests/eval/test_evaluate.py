@@ -22,7 +22,7 @@ def test_end_to_end_on_a_tiny_model(tiny_chat):
     tasks = ["arith", "pycode", "source-ppl", "source-kl"]
     results = evaluate(model, tokenizer, tasks, limit=1, max_new_tokens=4, samples=2, k=2, progress=False)
     by_metric = {(r.task, r.metric): r for r in results}
-    assert set(by_metric) == {("arith", "accuracy"), ("pycode", "pass@1"), ("pycode", "pass@2"),
+    assert set(by_metric) == {("arith", "accuracy"), ("arith", "strict_accuracy"), ("pycode", "pass@1"), ("pycode", "pass@2"),
                               ("pycode", "distinct-solutions"), ("source-ppl", "perplexity"),
                               ("source-kl", "kl_to_base")}  # fmt: skip
     assert by_metric[("arith", "accuracy")].n == 1 and by_metric[("pycode", "pass@1")].n == 1

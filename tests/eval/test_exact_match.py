@@ -18,6 +18,17 @@ def test_answers_are_extracted_and_compared():
     assert score_answers(outputs, [8, 41, 1250, 0, 7]) == [True, False, True, False, False]
 
 
+def test_strict_match_reads_only_the_training_format():
+    from loralab.data.tasks.arith import extract_strict_answer
+
+    assert extract_strict_answer("5 + 3 = 8 apples.\n#### 8") == 8
+    assert extract_strict_answer("#### 1,250") == 1250
+    assert extract_strict_answer("#### -3\nmore text #### 12 and 13") == 12  # the last marker
+    assert extract_strict_answer("The answer is 8.") is None  # right number, wrong format
+    assert extract_strict_answer("#### seven") is None
+    assert extract_strict_answer("#### 7.5") is None
+
+
 def test_accuracy_standard_error():
     assert proportion_stderr(0.25, 4) == pytest.approx(math.sqrt(0.25 * 0.75 / 4))
     assert proportion_stderr(1.0, 10) == 0.0

@@ -3,7 +3,8 @@
 The prompt is the question (chat template applied). The answer is read from
 the generated text by :func:`loralab.data.tasks.extract_answer` (``#### N``,
 "answer is N", boxed, bold, else the last number). accuracy = correct / n,
-stderr = sqrt(p (1 - p) / n).
+stderr = sqrt(p (1 - p) / n). ``strict_accuracy`` counts only answers given in the
+training format ``#### N`` (:func:`~loralab.data.tasks.arith.answers.extract_strict_answer`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from loralab.data.problems import MathProblem
 from loralab.data.tasks import extract_answer
+from loralab.data.tasks.arith.answers import extract_strict_answer
 from loralab.eval.generate import GenerationSettings, generate
 from loralab.eval.options import EvalOptions
 from loralab.eval.result import TaskResult
@@ -35,6 +37,12 @@ def run_math(model: Any, tokenizer: Any, spec: TaskSpec, problems: list[MathProb
         {"question": p.question, "output": o, "extracted": extract_answer(o), "answer": p.answer}
         for p, o in list(zip(problems, outputs))[:3]
     ]
+    strict = [extract_strict_answer(o) == p.answer for p, o in zip(problems, outputs)]
+    strict_accuracy = sum(strict) / len(strict)
     details = {"correct": sum(correct), "examples": examples}
-    return [TaskResult(spec.name, "accuracy", accuracy, proportion_stderr(accuracy, len(correct)), len(correct), 0.0,
-                       "target", True, details)]  # fmt: skip
+    return [
+        TaskResult(spec.name, "accuracy", accuracy, proportion_stderr(accuracy, len(correct)), len(correct), 0.0,
+                   "target", True, details),
+        TaskResult(spec.name, "strict_accuracy", strict_accuracy, proportion_stderr(strict_accuracy, len(strict)),
+                   len(strict), 0.0, "target", True, {"correct": sum(strict), "format": "#### N"}),
+    ]  # fmt: skip

@@ -5,6 +5,10 @@ Order of preference: the first number after the last ``####``; after the last
 last bold ``**...**``; otherwise the last number in the text. Numbers may
 carry a sign, a ``$``, thousands commas and a fractional part (``3.0`` reads
 as 3; ``2.5`` is not an integer and reads as None).
+
+``extract_strict_answer`` reads only the number right after the last ``####`` (the training
+format, like the "strict-match" of common GSM8K harnesses): a model that has not learned the
+format scores zero there, whatever it computes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,16 @@ def extract_answer(text: str) -> int | None:
     """The final integer answer in ``text``, or None when there is no usable number."""
     match = _final_number(text)
     return None if match is None else _to_int(match)
+
+
+def extract_strict_answer(text: str) -> int | None:
+    """The number right after the last ``####`` (spaces allowed), or None."""
+    found = list(MARKERS[0].finditer(text))
+    if not found:
+        return None
+    rest = text[found[-1].end():]
+    number = NUMBER.match(rest, len(rest) - len(rest.lstrip()))
+    return None if number is None else _to_int(number)
 
 
 def is_correct(prediction_text: str, answer: int) -> bool:

@@ -1,0 +1,146 @@
+#!/usr/bin/env python
+"""One LoRA training step on the bundled SmolLM2: loralab's trainer step against Hugging Face PEFT's.
+
+Both sides get the same model (SmolLM2-135M-Instruct, float32 weights), the same batch of `arith`
+instruction examples (response-only labels), LoRA r = 16 / alpha 32 on all linear layers, dropout
+0.05, AdamW on the adapter, and the same precision (bf16 autocast by default). A step is forward,
+backward and optimiser step:
+
+* loralab: ``loralab.train.loss.loss_sum`` — the model body, then the output head on the labelled
+  positions only (instruction data labels ~30% of positions);
+* PEFT: ``get_peft_model`` and the usual ``model(**batch).loss`` (logits at every position).
+
+Each measurement runs in its own process (peak resident memory, ``ru_maxrss``, only ever grows),
+and the processes alternate loralab, PEFT, loralab, PEFT, ... so that machine noise hits both.
+Printed: tokens/s (median over processes) and peak memory (median), with the ratio to PEFT, and
+whether the targets (tokens/s ≥ PEFT's, peak memory ≤ PEFT's) are met. With ``--device cuda`` the
+memory is ``torch.cuda.max_memory_allocated``.
+
+Run:  .venv/bin/python benchmarks/train_step.py [--rounds 3] [--steps 4] [--batch 16] [--precision bf16|fp32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+IMPLS = ("loralab", "peft")
+
+
+def batch_of_examples(tokenizer, size: int):
+    from loralab.data import PaddingCollator, build_dataset
+    from loralab.data.tasks import get_task
+
+    task = get_task("arith", level=1)
+    records = [task.to_record(p) for p in task.train(size, seed=0)]
+    dataset = build_dataset(records, tokenizer, max_length=256)
+    return PaddingCollator.for_tokenizer(tokenizer)(list(dataset))
+
+
+def worker(impl: str, args: argparse.Namespace) -> dict:
+    import torch
+
+    from loralab.models import load_model
+    from loralab.train.memory import peak_memory_mb
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    model, tokenizer = load_model("smollm2-135m-instruct", device=args.device)
+    batch = {k: v.to(device) for k, v in batch_of_examples(tokenizer, args.batch).items()}
+    if impl == "loralab":
+        from loralab import LoraConfig, add_adapter
+        from loralab.train.loss import loss_sum
+
+        add_adapter(model, LoraConfig(r=16, alpha=32, dropout=0.05, target_modules="all-linear"))
+
+        def loss_of(batch):
+            summed, count = loss_sum(model, batch)
+            return summed / count
+    else:
+        from peft import LoraConfig as PeftConfig
+        from peft import get_peft_model
+
+        model = get_peft_model(model, PeftConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear"))
+
+        def loss_of(batch):
+            return model(**batch).loss
+
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def step() -> float:
+        with autocast:
+            loss = loss_of(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss)
+
+    losses = [step() for _ in range(args.warmup)]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        losses.append(step())
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    tokens = int(batch["attention_mask"].sum()) * args.steps
+    return {"impl": impl, "tokens_per_s": tokens / seconds, "peak_mb": peak_memory_mb(device), "first_loss": losses[0],
+            "labelled_fraction": float((batch["labels"][:, 1:] != -100).float().mean())}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="processes per implementation (alternating)")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per process")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=16, help="examples per step")
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args)))
+        return
+
+    results: dict[str, list[dict]] = {impl: [] for impl in IMPLS}
+    passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"--batch={args.batch}",
+                   f"--precision={args.precision}", f"--device={args.device}"]  # fmt: skip
+    for round_index in range(args.rounds):
+        order = IMPLS if round_index % 2 == 0 else IMPLS[::-1]
+        for impl in order:
+            out = subprocess.run([sys.executable, __file__, f"--worker={impl}", *passthrough],
+                                 check=True, capture_output=True, text=True).stdout  # fmt: skip
+            results[impl].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"  round {round_index + 1} {impl}: {results[impl][-1]['tokens_per_s']:.0f} tokens/s, "
+                  f"{results[impl][-1]['peak_mb']:.0f} MiB", file=sys.stderr)  # fmt: skip
+
+    def median(impl: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[impl])
+
+    same_loss = abs(results["loralab"][0]["first_loss"] - results["peft"][0]["first_loss"])
+    print(f"\nLoRA training step, SmolLM2-135M-Instruct, r=16 all-linear, {args.batch} arith examples per step "
+          f"({100 * results['loralab'][0]['labelled_fraction']:.0f}% of positions labelled), {args.precision}, {args.device}, "
+          f"{args.rounds} processes × {args.steps} steps each\n")  # fmt: skip
+    print(f"{'':<10}{'tokens/s':>10}{'peak MiB':>10}")
+    for impl in IMPLS:
+        print(f"{impl:<10}{median(impl, 'tokens_per_s'):>10.0f}{median(impl, 'peak_mb'):>10.0f}")
+    speed = median("loralab", "tokens_per_s") / median("peft", "tokens_per_s")
+    memory = median("loralab", "peak_mb") / median("peft", "peak_mb")
+    print(f"{'ratio':<10}{speed:>10.3f}{memory:>10.3f}   (loralab / PEFT)")
+    print(f"\nfirst-step loss difference (same data, same init seed): {same_loss:.2e}")
+    print(f"target tokens/s ≥ PEFT's: {'met' if speed >= 1 else 'NOT met'}; "
+          f"peak memory ≤ PEFT's: {'met' if memory <= 1 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
