@@ -49,3 +49,34 @@ def test_loads_on_the_dense_base(make_model, randomize, tokens, tmp_path):
     assert (on_dense - dense_base).abs().max() > 0.2  # the adapter moves the logits (by 0.5 here) ...
     assert (qlora - on_dense).abs().max() < 0.06  # ... the same way on both bases (measured 0.018)
     assert (quantized_base - dense_base).abs().max() < 0.06  # the bases' own gap (measured 0.033)
+
+
+def test_an_adapter_for_another_shape_is_a_clear_mismatch_on_a_quantized_base(make_model, randomize, tmp_path):
+    from loralab.errors import AdapterMismatchError
+
+    loralab.save_adapter(_trained(make_model, randomize), tmp_path)
+    wider = quantize_base(make_model(hidden_size=64, intermediate_size=128))
+    import pytest
+
+    with pytest.raises(AdapterMismatchError, match="d_in, d_out"):
+        loralab.load_adapter(wider, tmp_path)
+
+
+def test_merge_refuses_a_partly_quantized_model_before_changing_any_layer(make_model, randomize, tokens):
+    """With some layers left dense (skip_modules), merge must not merge those and then stop at an NF4 one."""
+    import pytest
+
+    from loralab.errors import LoraLabError
+    from loralab.quant import QuantConfig
+
+    model = loralab.add_adapter(quantize_base(make_model(), QuantConfig(skip_modules=["q_proj"])), loralab.LoraConfig(r=4))
+    randomize(model, std=0.5)
+    with torch.no_grad():
+        before = model(tokens).logits
+    with pytest.raises(LoraLabError, match="dequantize_base"):
+        loralab.merge(model)
+    from loralab.lora.interface import adapter_modules
+
+    assert all(not layer.merged for _, layer in adapter_modules(model))
+    with torch.no_grad():
+        assert torch.equal(model(tokens).logits, before)

@@ -137,3 +137,17 @@ def test_other_bad_inputs(make_model):
         quantize_base(merged)
     with pytest.raises(LoraLabError, match="dequantize_base found no NF4Linear layer"):
         dequantize_base(make_model())
+
+
+def test_a_plain_pytorch_model():
+    """Any nn.Module works; nn.MultiheadAttention's out_proj (whose weight MHA reads itself) is left alone."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
+    model.attn = nn.MultiheadAttention(8, 2)
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        dense = model[2](model[1](model[0](x)))
+    quantize_base(model, QuantConfig(compute_dtype="float32"))
+    assert _kinds(model, NF4Linear) == ["0", "2"] and type(model.attn.out_proj) is not NF4Linear
+    with torch.no_grad():
+        assert ((model[2](model[1](model[0](x))) - dense).norm() / dense.norm()) < 0.2

@@ -166,7 +166,7 @@ def load_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
             if tuple(found[key].shape) != shape:
                 raise AdapterMismatchError(
                     f"{path}.{key}: the adapter has shape {tuple(found[key].shape)}, this model needs {shape} "
-                    f"(the base module is {type(target.base).__name__} with weight {tuple(target.base.weight.shape)})"
+                    f"(the base module is {type(target.base).__name__} with (d_in, d_out) = {layer_type.io_features(target.base)})"
                 )
     copy_tensors, base_tensors = _split_extra(model, extra, copies, config, str(folder))
 

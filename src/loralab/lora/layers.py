@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from loralab.errors import LoraLabError
 from loralab.lora.delta import adapter_output, delta_weight
 from loralab.lora.interface import AdapterModule
 from loralab.lora.variants import INIT_SCHEMES
@@ -64,14 +65,22 @@ class LoraLayer(nn.Module, AdapterModule):
     def add(self, name: str, spec: AdapterSpec) -> None:
         """Create adapter ``name`` with B·A = 0 (the layer's output is unchanged)."""
         d_in, d_out = self.io_features(self.base_layer)
-        weight = self.base_layer.weight
-        dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
-        A = torch.empty(spec.r, d_in, dtype=dtype, device=weight.device)
-        B = torch.empty(d_out, spec.r, dtype=dtype, device=weight.device)
+        dtype, device = self.factor_dtype_device(self.base_layer)
+        A = torch.empty(spec.r, d_in, dtype=dtype, device=device)
+        B = torch.empty(d_out, spec.r, dtype=dtype, device=device)
         self.init_factors(spec.init, A, B)
         self.lora_A[name] = nn.Parameter(A)
         self.lora_B[name] = nn.Parameter(B)
         self.specs[name] = spec
+
+    @staticmethod
+    def factor_dtype_device(base_layer: nn.Module) -> tuple[torch.dtype, torch.device]:
+        """The factors' dtype and device: the base weight's (float32 if it is not floating point);
+        for a quantized base without ``weight`` (``NF4Linear``), float32 on its ``device``."""
+        weight = getattr(base_layer, "weight", None)
+        if isinstance(weight, torch.Tensor):
+            return (weight.dtype if weight.dtype.is_floating_point else torch.float32), weight.device
+        return torch.float32, base_layer.device
 
     def init_factors(self, scheme: str, A: torch.Tensor, B: torch.Tensor) -> None:
         INIT_SCHEMES[scheme](A, B)
@@ -118,20 +127,33 @@ class LoraLayer(nn.Module, AdapterModule):
     @torch.no_grad()
     def merge(self, names: Sequence[str]) -> None:
         """W ← W + ΔW for each named adapter not merged yet (idempotent)."""
-        weight = self.base_layer.weight
+        names = [n for n in dict.fromkeys(names) if n not in self.merged and n in self.specs]
+        if not names:
+            return
+        weight = self.merged_weight()
         for name in names:
-            if name in self.merged or name not in self.specs:
-                continue
             weight.copy_((weight.to(torch.float32) + self.delta_weight(name)).to(weight.dtype))
             self.merged.append(name)
 
     @torch.no_grad()
     def unmerge(self) -> None:
         """W ← W − ΔW for every merged adapter, last merged first (idempotent)."""
-        weight = self.base_layer.weight
+        if not self.merged:
+            return
+        weight = self.merged_weight()
         while self.merged:
             name = self.merged.pop()
             weight.copy_((weight.to(torch.float32) - self.delta_weight(name)).to(weight.dtype))
+
+    def merged_weight(self) -> torch.Tensor:
+        """The base weight that merging changes. A quantized base (one with ``dequantize()``, e.g.
+        ``NF4Linear``) has none: merging into it raises LoraLabError."""
+        if hasattr(self.base_layer, "dequantize"):
+            raise LoraLabError(
+                f"cannot merge an adapter into a quantized {type(self.base_layer).__name__} base layer: "
+                "call loralab.dequantize_base(model) first, then merge"
+            )
+        return self.base_layer.weight
 
     def unwrap(self) -> nn.Module:
         return self.base_layer

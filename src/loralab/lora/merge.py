@@ -21,9 +21,12 @@ def merge(model: nn.Module, names: str | Sequence[str] | None = None) -> None:
     A merged layer computes only its base layer, so inference costs what the base model costs.
     """
     names = _names(model, names)
-    for _, layer in adapter_modules(model):
-        if isinstance(layer, LoraLayer):
-            layer.merge(names)
+    layers = [layer for _, layer in adapter_modules(model) if isinstance(layer, LoraLayer)]
+    for layer in layers:  # all checks first: a quantized base refuses, before any layer has changed
+        if any(n in layer.specs and n not in layer.merged for n in names):
+            layer.merged_weight()
+    for layer in layers:
+        layer.merge(names)
 
 
 merge_active = merge  # ``unload``'s parameter ``merge`` shadows the function there

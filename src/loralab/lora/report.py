@@ -29,13 +29,15 @@ def _short(n: int) -> str:
 
 def trainable_parameters(model: nn.Module, verbose: bool = True) -> ParameterCount:
     """Count trainable and all parameters (shared tensors once) and print e.g.
-    ``trainable 4.88M / 139.40M (3.50%)``."""
+    ``trainable 4.88M / 139.40M (3.50%)``. Weights of quantized layers (``NF4Linear``, held in
+    buffers) count in the total: a module's ``quantized_numel``, if it has one, is added."""
     seen: dict[int, nn.Parameter] = {}
     for param in model.parameters():
         seen.setdefault(id(param), param)
+    quantized = {id(m): getattr(m, "quantized_numel", 0) for m in model.modules()}
     count = ParameterCount(
         trainable=sum(p.numel() for p in seen.values() if p.requires_grad),
-        total=sum(p.numel() for p in seen.values()),
+        total=sum(p.numel() for p in seen.values()) + sum(quantized.values()),
     )
     if verbose:
         print(count)

@@ -22,10 +22,17 @@ def _conv1d_type() -> type | None:
     return Conv1D
 
 
+def _nf4_linear_type() -> type:
+    from loralab.quant.nf4_linear import NF4Linear  # imported late: loralab.quant imports this module
+
+    return NF4Linear
+
+
 def lora_layer_type(module: nn.Module) -> type[LoraLayer] | None:
     """The dispatch table: base module type → LoRA wrapper (None: not supported)."""
     table: list[tuple[type | None, type[LoraLayer]]] = [
         (nn.Linear, LoraLinear),
+        (_nf4_linear_type(), LoraLinear),  # QLoRA: a 4-bit base (in_features/out_features as nn.Linear)
         (_conv1d_type(), LoraConv1D),
         (nn.Embedding, LoraEmbedding),
     ]
@@ -101,7 +108,7 @@ def resolve_targets(model: nn.Module, config: LoraConfig) -> list[Target]:
         targets.append(Target(path, module, config.rank_for(path), config.scale_for(path)))
     if unsupported:
         raise ConfigError(
-            "target_modules selects modules LoRA cannot wrap (supported: Linear, GPT-2 Conv1D, Embedding): "
+            "target_modules selects modules LoRA cannot wrap (supported: Linear, NF4Linear, GPT-2 Conv1D, Embedding): "
             + ", ".join(unsupported[:8])
             + (" ..." if len(unsupported) > 8 else "")
         )
