@@ -22,6 +22,12 @@ def _eval(argv: list[str]) -> None:
     main(argv)
 
 
+def _analyze(argv: list[str]) -> None:
+    from loralab.analysis.cli import main
+
+    main(argv)
+
+
 def _adapter_info(argv: list[str]) -> None:
     import argparse
 
@@ -57,6 +63,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "train": (_train, "fine-tune from a YAML recipe (LoRA, rsLoRA, QLoRA or full) into runs/<name>/"),
     "merge": (_merge, "write a run's model with its adapter merged, in Hugging Face format"),
     "eval": (_eval, "measure what a model learned (target tasks) and what it forgot (source text)"),
+    "analyze": (_analyze, "analyse weight updates of runs: spectrum / rank of ΔW, subspace similarity, amplification"),
     "adapter-info": (_adapter_info, "describe an adapter folder (PEFT format)"),
 }
 

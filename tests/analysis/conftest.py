@@ -14,6 +14,16 @@ from loralab.lora.targets import base_modules, is_linear, output_head_paths
 from loralab.train.checkpoint import save_checkpoint
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on shared, oversubscribed CPUs OpenMP threads spin-waiting on each other
+    made these SVDs several times slower (see tests/models/conftest.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_base():
     """The base of ``tiny-llama`` runs, exactly as ``load_model("tiny-llama")`` builds it (float32)."""

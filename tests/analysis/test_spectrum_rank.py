@@ -7,7 +7,15 @@ import pytest
 import torch
 
 import loralab
-from loralab.analysis import AnalysisError, DenseUpdate, LowRankUpdate, analyze_spectrum, energy_ranks, matrix_spectrum, rank_at
+from loralab.analysis import (
+    AnalysisError,
+    DenseUpdate,
+    LowRankUpdate,
+    analyze_spectrum,
+    energy_ranks,
+    matrix_spectrum,
+    rank_at,
+)
 
 
 def _orthonormal(rows: int, cols: int, seed: int) -> torch.Tensor:
@@ -176,3 +184,32 @@ def test_bad_input_is_a_clear_error(make_lora_run, make_full_run, tmp_path):
     full = make_full_run()
     with pytest.raises(AnalysisError, match="holds no weight of a linear layer"):
         analyze_spectrum(full, base="tiny-gpt2", progress=False)
+
+
+def test_embedding_adapters_line_up(tiny_base, tmp_path):
+    """An embedding adapter (PEFT layout: lora_embedding_A (r, num_embeddings), _B (dim, r)), written by hand."""
+    import json
+
+    import yaml
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(0)
+    E = tiny_base.get_submodule("model.embed_tokens").weight.detach()  # (num_embeddings, dim)
+    A, B = torch.randn(2, E.shape[0], generator=generator), torch.randn(E.shape[1], 2, generator=generator)
+    qA, qB = torch.randn(2, 32, generator=generator), torch.randn(32, 2, generator=generator)
+    run = tmp_path / "embedding-run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "recipe.yaml").write_text(yaml.safe_dump({"model": {"name": "tiny-llama"}, "method": "lora"}))
+    config = {"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["embed_tokens", "q_proj"]}
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps(config))
+    prefix = "base_model.model.model."
+    save_file({
+        prefix + "embed_tokens.lora_embedding_A": A, prefix + "embed_tokens.lora_embedding_B": B,
+        prefix + "layers.0.self_attn.q_proj.lora_A.weight": qA, prefix + "layers.0.self_attn.q_proj.lora_B.weight": qB,
+    }, str(run / "adapter" / "adapter_model.safetensors"))  # fmt: skip
+    report = analyze_spectrum(run, progress=False)
+    embedding, q = report.matrices  # model order: the embedding first
+    assert embedding.path == "model.embed_tokens" and q.path == "model.layers.0.self_attn.q_proj"
+    assert embedding.shape == (E.shape[1], E.shape[0]) and embedding.rank_bound == 2
+    W_ft = E.double() + 2.0 * (B.double() @ A.double()).T  # scale = alpha / r = 2
+    np.testing.assert_allclose(embedding.tuned_sv, torch.linalg.svdvals(W_ft).numpy(), rtol=1e-4, atol=1e-6)
