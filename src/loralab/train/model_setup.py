@@ -26,9 +26,9 @@ def base_model(recipe: Recipe) -> tuple[nn.Module, Any]:
 
     model, tokenizer = load_model(recipe.model.name, dtype=recipe.model.dtype, device=recipe.train.device)
     if recipe.method == "qlora":
-        from loralab.quant import QuantConfig, quantize_base
+        from loralab.quant import quantize_base
 
-        quantize_base(model, QuantConfig(**_fields(recipe.quant)))
+        quantize_base(model, recipe.quant)
     return model, tokenizer
 
 
@@ -76,16 +76,10 @@ def trainable_named_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter
     return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
 
-def _fields(section: Any) -> dict:
-    import dataclasses
-
-    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
-
-
-def autocast(recipe: Recipe, device: torch.device):
-    """bf16 autocast for ``train.precision: bf16``, a no-op context for fp32."""
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast for precision ``bf16``, a no-op context for ``fp32``."""
     import contextlib
 
-    if recipe.train.precision == "bf16":
+    if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

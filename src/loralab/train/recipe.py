@@ -4,7 +4,7 @@
     method: lora                # lora | full | qlora
     model:     ModelConfig      # which base model, weight dtype, dropout in the model
     lora:      LoraConfig       # rank, alpha, rsLoRA, targets (methods lora / qlora)
-    quant:     QuantSettings    # the 4-bit base (method qlora)
+    quant:     QuantConfig    # the 4-bit base (method qlora)
     data:      DataConfig       # a built-in task or a file; instruction or raw text
     optimizer: OptimizerConfig  # AdamW / SGD, lr, weight decay, LoRA+
     train:     TrainConfig      # steps, batches, schedule, precision, checkpoints
@@ -26,6 +26,7 @@ import yaml
 
 from loralab.errors import ConfigError
 from loralab.lora.config import LoraConfig
+from loralab.quant.config import QuantConfig
 from loralab.train.optim import OptimizerConfig
 from loralab.train.schedules import SCHEDULES
 from loralab.train.schema import as_dict, build
@@ -51,16 +52,6 @@ class ModelConfig:
             raise ConfigError("name: give a model name, folder or hub id")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-
-
-@dataclass(frozen=True)
-class QuantSettings:
-    """The 4-bit NF4 base of ``method: qlora`` (block sizes as in the QLoRA paper)."""
-
-    block_size: int = 64
-    double_quant: bool = True
-    scale_block_size: int = 256
-    compute_dtype: Literal["bfloat16", "float32"] = "bfloat16"
 
 
 @dataclass(frozen=True)
@@ -148,6 +139,7 @@ class TrainConfig:
 class EvalConfig:
     """Evaluation with :func:`loralab.eval.evaluate`: ``tasks`` before training (``before``),
     every ``every`` steps (0: never during training) and at the end; ``limit`` items per task.
+    ``precision: bf16`` evaluates under bf16 autocast (faster generation on CPU and GPU).
     ``settings`` are further :class:`~loralab.eval.options.EvalOptions` (batch_size, max_new_tokens...).
     """
 
@@ -156,6 +148,7 @@ class EvalConfig:
     before: bool = True
     every: int = 0
     seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
     settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -182,7 +175,7 @@ class Recipe:
     output_dir: str = "runs"
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
-    quant: QuantSettings = field(default_factory=QuantSettings)
+    quant: QuantConfig = field(default_factory=QuantConfig)
     data: DataConfig = field(default_factory=lambda: DataConfig(task="arith"))
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -212,7 +205,7 @@ def recipe_from_dict(raw: Any, source: str = "recipe") -> Recipe:
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown section; sections: {', '.join(f.name for f in dataclasses.fields(Recipe))}")
     sections: dict[str, Any] = {}
-    classes = {"model": ModelConfig, "lora": LoraConfig, "quant": QuantSettings, "data": DataConfig,
+    classes = {"model": ModelConfig, "lora": LoraConfig, "quant": QuantConfig, "data": DataConfig,
                "optimizer": OptimizerConfig, "train": TrainConfig, "eval": EvalConfig}  # fmt: skip
     for name, cls in classes.items():
         if name in raw:

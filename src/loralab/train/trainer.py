@@ -193,7 +193,7 @@ class Trainer:
         for batch in batches:
             batch = {k: v.to(self.device) for k, v in batch.items()}
             seen_tokens += int(batch["attention_mask"].sum())
-            with autocast(recipe, self.device):
+            with autocast(recipe.train.precision, self.device):
                 summed, _ = loss_sum(self.model, batch)
             (summed / total_tokens).backward()
             loss_total += float(summed.detach())
@@ -289,7 +289,8 @@ class Trainer:
         from loralab.eval.report import results_table, to_json
 
         config = self.recipe.eval
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        rng_devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=rng_devices), autocast(config.precision, self.device):
             results = evaluate(self.model, self.tokenizer, list(config.tasks), limit=config.limit, seed=config.seed,
                                reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
         self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
