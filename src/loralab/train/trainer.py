@@ -287,12 +287,21 @@ class Trainer:
     def _evaluate(self, label: str) -> list:
         from loralab.eval import evaluate
         from loralab.eval.report import results_table, to_json
+        from loralab.eval.result import TaskResult
+        from loralab.eval.tasks.spec import parse_task
 
         config = self.recipe.eval
+        tasks = list(config.tasks)
+        # Before training an adapter is exactly zero (B·A = 0), so KL to the base is exactly 0: not computed.
+        exact_zero = [t for t in tasks if label == "before" and self.recipe.uses_adapter and parse_task(t).kind in ("source-kl", "kl")]
         rng_devices = [self.device] if self.device.type == "cuda" else []
+        results = []
         with torch.random.fork_rng(devices=rng_devices), autocast(config.precision, self.device):
-            results = evaluate(self.model, self.tokenizer, list(config.tasks), limit=config.limit, seed=config.seed,
-                               reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
+            if len(exact_zero) < len(tasks):
+                results = evaluate(self.model, self.tokenizer, [t for t in tasks if t not in exact_zero], limit=config.limit,
+                                   seed=config.seed, reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
+        results += [TaskResult(t, "kl_to_base", 0.0, 0.0, 0, 0.0, "source", False, {"exact": "the adapter starts at B·A = 0"})
+                    for t in exact_zero]  # fmt: skip
         self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
         to_json(results, self.run_folder.eval_file(label), variant=label)
         print(f"\nevaluation ({label}):\n{results_table(results)}")
