@@ -15,3 +15,35 @@ def smol_tokenizer():
     from loralab.models.bundled import load_bundled_tokenizer
 
     return load_bundled_tokenizer()
+
+
+# -- tiny models with non-zero adapters (tests/lora, tests/quant) --------------------------------
+VOCAB = 128
+
+
+@pytest.fixture
+def tokens():
+    return torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture
+def make_model():
+    """tiny_model(kind, **overrides): fresh, deterministic; Llama Linear shapes 32×32, 16×32, 64×32, 32×64."""
+    from loralab.models.tiny import tiny_model
+
+    return lambda kind="llama", **overrides: tiny_model(kind, vocab_size=VOCAB, **overrides)
+
+
+@pytest.fixture
+def randomize():
+    """Give every trainable tensor random values, so that adapters are non-zero (B ≠ 0)."""
+
+    @torch.no_grad()
+    def apply(model, seed=0, std=0.3):
+        gen = torch.Generator().manual_seed(seed)
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=gen) * std)
+        return model
+
+    return apply

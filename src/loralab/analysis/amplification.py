@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from loralab.analysis.errors import AnalysisError
-from loralab.analysis.sources import BaseWeights, Run, RunState, Update, layer_index, module_type, open_run
+from loralab.analysis.sources import BaseWeights, PathNamed, Run, RunState, Update, open_run
 from loralab.analysis.spectrum import resolve_dtype
 
 #: r for full fine-tuning runs when none is given (LoRA runs use each module's own r).
@@ -36,7 +36,7 @@ def random_directions(d_out: int, d_in: int, r: int, generator: torch.Generator,
 
 
 @dataclass
-class ModuleAmplification:
+class ModuleAmplification(PathNamed):
     """One module's row of Table 7: ‖UᵀWVᵀ‖_F for the top-r directions of ΔW, W and a random matrix."""
 
     path: str
@@ -51,14 +51,6 @@ class ModuleAmplification:
     def factor(self) -> float | None:
         """‖ΔW‖_F / ‖U_ΔWᵀ W V_ΔWᵀ‖_F."""
         return self.delta_norm / self.delta_projection if self.delta_projection else None
-
-    @property
-    def module_type(self) -> str:
-        return module_type(self.path)
-
-    @property
-    def layer(self) -> int | None:
-        return layer_index(self.path)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "module_type": self.module_type, "layer": self.layer, "factor": self.factor}

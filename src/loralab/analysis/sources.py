@@ -449,3 +449,17 @@ def layer_index(path: str) -> int | None:
     from loralab.lora.targets import block_index
 
     return block_index(path)
+
+
+class PathNamed:
+    """For per-module results with a ``path``: its module type and layer index."""
+
+    path: str
+
+    @property
+    def module_type(self) -> str:
+        return module_type(self.path)
+
+    @property
+    def layer(self) -> int | None:
+        return layer_index(self.path)

@@ -24,8 +24,7 @@ from loralab.analysis.sources import (
     Run,
     RunState,
     Update,
-    layer_index,
-    module_type,
+    PathNamed,
     open_run,
     run_checkpoints,
 )
@@ -43,7 +42,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 @dataclass
-class MatrixSpectrum:
+class MatrixSpectrum(PathNamed):
     """The spectra of one module's ΔW, W and W_ft, all (d_out, d_in) = ``shape``.
 
     ``rank_bound``: r for a LoRA update, min(d_out, d_in) for a dense one. Ranks are keyed by
@@ -64,14 +63,6 @@ class MatrixSpectrum:
     base_norm: float | None = None
     spectrum_change: float | None = None  # ‖σ(W_ft) − σ(W)‖₂ / ‖σ(W)‖₂
     top_change: float | None = None  # (σ₁(W_ft) − σ₁(W)) / σ₁(W)
-
-    @property
-    def module_type(self) -> str:
-        return module_type(self.path)
-
-    @property
-    def layer(self) -> int | None:
-        return layer_index(self.path)
 
     @property
     def relative_norm(self) -> float | None:

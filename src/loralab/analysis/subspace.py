@@ -25,8 +25,7 @@ from loralab.analysis.sources import (
     LowRankUpdate,
     Run,
     RunState,
-    layer_index,
-    module_type,
+    PathNamed,
     open_run,
     same_base,
 )
@@ -66,21 +65,13 @@ def singular_basis(update: LowRankUpdate, of: str, top: int, dtype: torch.dtype 
 
 
 @dataclass
-class ModuleSimilarity:
+class ModuleSimilarity(PathNamed):
     """φ between two runs' top subspaces of one module, in a space of ``dim`` dimensions."""
 
     path: str
     dim: int
     phi: np.ndarray  # (k_a, k_b)
     shared: int  # principal directions with cos² > 0.5
-
-    @property
-    def module_type(self) -> str:
-        return module_type(self.path)
-
-    @property
-    def layer(self) -> int | None:
-        return layer_index(self.path)
 
     def summary(self) -> dict[str, Any]:
         k_a, k_b = self.phi.shape
