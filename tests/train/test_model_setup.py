@@ -15,6 +15,11 @@ def test_gradient_checkpointing_gives_the_same_losses(make_recipe):
     checkpointed = train(make_recipe("name=ckpt", "train.max_steps=3", "train.gradient_checkpointing=true"), progress=False)
     losses = [[json.loads(l)["loss"] for l in (r.run_dir / "metrics.jsonl").read_text().splitlines()] for r in (plain, checkpointed)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+    from loralab.train.model_setup import base_model, make_trainable
+
+    recipe = make_recipe("train.gradient_checkpointing=true")
+    model = make_trainable(base_model(recipe)[0], recipe)
+    assert any(getattr(m, "gradient_checkpointing", False) for m in model.modules())  # it is really on
 
 
 def test_model_dropout_acts_on_every_sublayer_in_training_only():

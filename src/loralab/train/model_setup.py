@@ -44,11 +44,15 @@ def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
     if recipe.model.dropout > 0:
         add_output_dropout(model, recipe.model.dropout)
     if recipe.train.gradient_checkpointing:
-        if not hasattr(model, "gradient_checkpointing_enable"):
+        # non-reentrant: works with a frozen input embedding; transformers ≥ 5 names it activation checkpointing
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        elif hasattr(model, "gradient_checkpointing_enable"):
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
             from loralab.errors import ConfigError
 
             raise ConfigError("train.gradient_checkpointing: this model does not support it")
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     return model
 
