@@ -83,3 +83,16 @@ def test_existing_run_folder_needs_force_or_resume(make_recipe):
     with pytest.raises(ConfigError, match="--resume"):
         train(recipe, progress=False)
     train(recipe, progress=False, force=True)
+
+
+def test_evaluation_before_every_n_steps_and_at_the_end(make_recipe):
+    recipe = make_recipe("train.max_steps=4", "eval.tasks=[source-ppl, source-kl]", "eval.limit=1", "eval.every=2",
+                         "eval.settings={window: 16}")  # fmt: skip
+    result = train(recipe, progress=False)
+    files = sorted(p.name for p in (result.run_dir / "eval").iterdir())
+    assert files == ["before.json", "final.json", "step-00000002.json"]  # step 4 is the end: "final"
+    final = {r["task"]: r["value"] for r in json.loads((result.run_dir / "eval" / "final.json").read_text())}
+    before = {r["task"]: r["value"] for r in json.loads((result.run_dir / "eval" / "before.json").read_text())}
+    assert before["source-kl"] == 0.0 and final["source-kl"] > 0  # the adapter moved the model
+    assert final["source-ppl"] != before["source-ppl"]
+    assert "FORGOTTEN" in (result.run_dir / "report.md").read_text()

@@ -29,6 +29,7 @@ def finish_report(trainer: Any, result: Any) -> str:
         f"- time: {result.seconds:.0f} s in all, {train_seconds:.0f} s training "
         f"({tokens / max(train_seconds, 1e-9):.0f} tokens/s); peak memory {peak:.0f} MiB",
         f"- loss: {first:.4f} (mean of the first 5 steps) → {last:.4f} (last 5)",
+        *([f"- {trainer.weight_memory}"] if trainer.weight_memory is not None else []),
         "",
         "![loss](loss.png)",
         "",

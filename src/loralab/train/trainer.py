@@ -120,6 +120,12 @@ class Trainer:
 
         counts = trainable_parameters(self.model, verbose=False)
         self.counts = counts
+        self.weight_memory = None
+        if recipe.method == "qlora":
+            from loralab.quant import weight_memory
+
+            self.weight_memory = weight_memory(self.model)
+            print(f"loralab: {self.weight_memory}")
         print(f"loralab: {recipe.method} on {recipe.model.name}: {counts}\nloralab: data: {self.dataset.stats.summary()}\n"
               f"loralab: {self.total_steps} steps of {recipe.train.micro_batch_size}×{recipe.train.grad_accum} examples → {run.path}")  # fmt: skip
 
