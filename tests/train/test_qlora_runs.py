@@ -19,7 +19,7 @@ def test_qlora_learns_and_the_4bit_base_stays_put(make_recipe):
     result = train(recipe, progress=False)
     losses = [json.loads(l)["loss"] for l in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
-    assert "base weights:" in (result.run_dir / "report.md").read_text()  # the 4-bit memory is reported
+    assert "bits/param" in (result.run_dir / "report.md").read_text()  # the 4-bit memory is reported
     model, _ = base_model(recipe)
     quantized = [m for m in model.modules() if isinstance(m, NF4Linear)]
     assert quantized  # the recipe's base is 4-bit
