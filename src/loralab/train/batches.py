@@ -8,6 +8,7 @@ across epochs. Nothing is stored: a resumed run finds its place from the step al
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ class BatchPlan:
             return max_steps
         return max(1, math.ceil(epochs * self.micro_batches_per_epoch / self.grad_accum))
 
+    @functools.lru_cache(maxsize=2)  # one epoch's order serves all its micro-batches
     def order(self, epoch: int) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.examples, generator=generator).tolist()

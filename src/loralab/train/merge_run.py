@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 
 from loralab.errors import ConfigError
+from loralab.models.dtype import resolve_dtype
 from loralab.train.recipe import load_recipe
 from loralab.train.run_folder import RunFolder
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def merge_run(run_dir: str | Path, out: str | Path, dtype: str | None = None) -> Path:
@@ -25,8 +24,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str | None = None) ->
     run = RunFolder.existing(run_dir)
     recipe = load_recipe(run.recipe_file)
     out = Path(out)
-    if dtype is not None and dtype not in DTYPES:
-        raise ConfigError(f"--dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    target = resolve_dtype(dtype or ("bfloat16" if recipe.method == "qlora" else "float32"))  # checked before any work
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; choose a new folder for the merged model")
     if recipe.method == "full":
@@ -38,7 +36,6 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str | None = None) ->
     elif not (run.adapter / "adapter_config.json").is_file():
         raise ConfigError(f"{run.path} has no final adapter yet (the run did not finish; resume it first)")
     model, tokenizer = _merged(recipe, run)
-    target = DTYPES[dtype or ("bfloat16" if recipe.method == "qlora" else "float32")]
     model = model.to(target)
     model.config.dtype = target
     from loralab.models.cache import atomic_save

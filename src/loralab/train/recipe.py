@@ -116,7 +116,6 @@ class TrainConfig:
     device: str = "cpu"
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
-    log_every: int = 1
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -125,7 +124,7 @@ class TrainConfig:
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be ≥ 1, got {self.max_steps}")
-        for name in ("micro_batch_size", "grad_accum", "keep_checkpoints", "log_every"):
+        for name in ("micro_batch_size", "grad_accum", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         for name in ("warmup_steps", "checkpoint_every", "max_grad_norm"):
