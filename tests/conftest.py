@@ -17,6 +17,14 @@ def smol_tokenizer():
     return load_bundled_tokenizer()
 
 
+@pytest.fixture(scope="session")
+def smollm2():
+    """(model, tokenizer) of the bundled SmolLM2-135M-Instruct, float32, eval mode (loaded once per session)."""
+    from loralab.models import load_model
+
+    return load_model("smollm2-135m-instruct")
+
+
 # -- tiny models with non-zero adapters (tests/lora, tests/quant) --------------------------------
 VOCAB = 128
 

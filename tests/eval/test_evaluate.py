@@ -108,3 +108,14 @@ def test_cli(tmp_path, capsys):
         eval_main(["tiny-llama", "--tasks", "arith", "--baseline"])
     with pytest.raises(ConfigError, match="Unknown task"):
         eval_main(["tiny-llama", "--tasks", "arith,bogus"])
+
+
+def test_documents_limits_text_tasks_apart_from_limit(tiny, char_tokenizer, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("One paragraph.\n\nTwo paragraphs.\n\nThree paragraphs here.\n")
+    both = evaluate(tiny, char_tokenizer, [f"ppl:{text}"], limit=1, progress=False)
+    few = evaluate(tiny, char_tokenizer, [f"ppl:{text}"], limit=1, documents=2, progress=False)
+    every = evaluate(tiny, char_tokenizer, [f"ppl:{text}"], documents=3, progress=False)
+    assert [r.details["documents"] for r in (both + few + every)] == [1, 2, 3]
+    with pytest.raises(ConfigError, match="documents"):
+        evaluate(tiny, char_tokenizer, [f"ppl:{text}"], documents=0, progress=False)

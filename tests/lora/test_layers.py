@@ -6,7 +6,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from loralab.lora.delta import adapter_output, delta_weight
-from loralab.lora.dropout_path import dropout_then_project
+from loralab.lora.dropout_path import dropout_then_project, keep_mask
 from loralab.lora.layers import AdapterSpec, LoraConv1D, LoraEmbedding, LoraLinear
 
 
@@ -106,9 +106,9 @@ def test_dropout_path_gradients_match_plain_dropout():
     torch.manual_seed(5)
     h = dropout_then_project(x, A, 0.3)
     torch.manual_seed(5)
-    drop = torch.empty_like(x, dtype=torch.bool).bernoulli_(0.3)
+    keep, p_used = keep_mask(x, 0.3)
     x2, A2 = x.detach().clone().requires_grad_(), A.detach().clone().requires_grad_()
-    ref = (x2 * ~drop / 0.7) @ A2.T
+    ref = (x2 * keep.bool() / (1 - p_used)) @ A2.T
     torch.testing.assert_close(h, ref)
     g = torch.randn_like(h)
     h.backward(g)
@@ -116,6 +116,22 @@ def test_dropout_path_gradients_match_plain_dropout():
     torch.testing.assert_close(x.grad, x2.grad)
     torch.testing.assert_close(A.grad, A2.grad)
     assert (h != x.detach() @ A.detach().T).any()  # dropout did drop something
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5])
+def test_keep_mask_drops_with_probability_p(p):
+    """Each element is dropped with probability p (to 2⁻¹⁶), independently of its position in a 64-bit word."""
+    keep, p_used = keep_mask(torch.empty(400, 1001), p)  # an odd size: the last word is partly unused
+    assert keep.dtype == torch.uint8 and keep.shape == (400, 1001) and set(keep.unique().tolist()) == {0, 1}
+    assert abs(p_used - p) <= 2**-17
+    dropped = 1.0 - keep.double()
+    n = dropped.numel()
+    tolerance = 5 * (p * (1 - p) / (n / 4)) ** 0.5  # five standard errors of a quarter of the draws
+    assert abs(float(dropped.mean()) - p_used) < tolerance
+    lanes = dropped.flatten()[: n - n % 4].view(-1, 4).mean(0)  # the four 16-bit lanes of each random word
+    assert (lanes - p_used).abs().max() < tolerance
+    neighbours = (dropped.flatten()[1:] * dropped.flatten()[:-1]).mean()  # no correlation between adjacent elements
+    assert abs(float(neighbours) - p_used**2) < tolerance
 
 
 def test_dropout_only_in_training_and_only_on_adapter_path():

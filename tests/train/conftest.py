@@ -34,7 +34,8 @@ def make_recipe(tmp_path, data_file):
             "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj", "down_proj", "lm_head"]},
             "data": {"path": str(data_file), "max_length": 64},
             "optimizer": {"lr": 3e-2},
-            "train": {"max_steps": 4, "micro_batch_size": 4, "schedule": "constant"},
+            # fp32 whatever the CPU: the exactness tests (resume, accumulation) compare float32 runs
+            "train": {"max_steps": 4, "micro_batch_size": 4, "schedule": "constant", "precision": "fp32"},
         }
         raw.update(sections)
         return recipe_from_dict(apply_overrides(raw, list(overrides)))

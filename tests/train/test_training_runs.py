@@ -96,3 +96,35 @@ def test_evaluation_before_every_n_steps_and_at_the_end(make_recipe):
     assert before["source-kl"] == 0.0 and final["source-kl"] > 0  # the adapter moved the model
     assert final["source-ppl"] != before["source-ppl"]
     assert "FORGOTTEN" in (result.run_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_trains_in_what_the_capability_check_says(make_recipe, monkeypatch, capsys, native, expected):
+    import loralab.train.trainer as trainer_module
+    from loralab.models import precision
+
+    monkeypatch.setattr(precision, "_cpu_native_bf16", lambda: (native, "mocked CPU"))
+    used = []
+    real_autocast = trainer_module.autocast
+    monkeypatch.setattr(trainer_module, "autocast", lambda name, device: used.append(name) or real_autocast(name, device))
+    result = train(make_recipe("train.precision=auto", "train.max_steps=2"), progress=False)
+    assert used == [expected, expected]  # one micro-batch per step
+    assert f"training and evaluation in precision auto → {expected} (mocked CPU)" in capsys.readouterr().out
+    assert f"precision auto → {expected}" in (result.run_dir / "report.md").read_text()
+    assert "precision: auto" in (result.run_dir / "recipe.yaml").read_text()  # the recipe is saved as written
+
+
+def test_base_perplexity_before_training_comes_from_the_final_kl_pass(make_recipe):
+    """For an adapter run, before.json's source-ppl is the base's perplexity, measured at the end with the
+    adapter switched off (the KL pass's base side): the same value as scoring the base before training."""
+    from loralab.eval import evaluate
+
+    recipe = make_recipe("train.max_steps=3", "eval.tasks=[source-ppl, source-kl]", "eval.limit=2",
+                         "eval.settings={window: 16}", "eval.precision=fp32")  # fmt: skip
+    base, tokenizer = base_model(recipe)
+    expected = evaluate(base, tokenizer, ["source-ppl"], limit=2, progress=False, window=16)[0]
+    result = train(recipe, progress=False)
+    before = {r["task"]: r for r in json.loads((result.run_dir / "eval" / "before.json").read_text())}
+    assert before["source-ppl"]["value"] == pytest.approx(expected.value, rel=1e-6)
+    assert before["source-ppl"]["n"] == expected.n
+    assert [r.task for r in result.eval_before] == ["source-kl", "source-ppl"]

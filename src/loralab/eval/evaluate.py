@@ -34,18 +34,38 @@ def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | N
     loaded = [(spec, KINDS[spec.kind].load(spec, options)) for spec in specs]
     from tqdm.auto import tqdm
 
+    twins = _perplexity_twins(specs)
     model.eval()
-    results: list[TaskResult] = []
+    by_task: dict[str, list[TaskResult]] = {}
     with tqdm(total=len(loaded), desc="evaluate", disable=not options.progress) as progress:
         for spec, items in loaded:
+            if spec.name in twins.values():  # scored by its KL task's forward passes
+                continue
             progress.set_postfix_str(spec.name)
             start = time.perf_counter()
             kind = KINDS[spec.kind]
             extra = {"reference": reference} if kind.compares_to_base else {}
+            if spec.name in twins:
+                extra["perplexity_task"] = twins[spec.name]
             task_results = kind.run(model, tokenizer, spec, items, options, **extra)
             seconds = time.perf_counter() - start
             for result in task_results:
                 result.seconds = seconds
-            results.extend(task_results)
-            progress.update(1)
-    return results
+                by_task.setdefault(result.task, []).append(result)
+            progress.update(1 + (spec.name in twins))
+    return [result for spec in specs for result in by_task.get(spec.name, [])]
+
+
+def twin_of(task: str) -> str | None:
+    """The perplexity task on the same text as KL task ``task`` (``source-kl`` → ``source-ppl``, ``kl:F`` → ``ppl:F``)."""
+    from loralab.eval.tasks.spec import TaskSpec
+
+    spec = parse_task(task)
+    twin_kind = KINDS[spec.kind].perplexity_twin
+    return None if twin_kind is None else TaskSpec(twin_kind, spec.path).name
+
+
+def _perplexity_twins(specs: list) -> dict[str, str]:
+    """{KL task name: perplexity task name} for KL tasks whose perplexity twin (same text) is also asked for."""
+    names = {spec.name for spec in specs}
+    return {spec.name: twin_of(spec.name) for spec in specs if twin_of(spec.name) in names}

@@ -48,7 +48,13 @@ def perplexity(model: Any, tokenizer: Any, documents: Sequence[str], *, window: 
     rows = [row for row in document_windows(tokenizer, documents, window) if len(row) >= 2]
     if not rows:
         raise DataError("No text to score: the documents are empty or shorter than two tokens.")
-    nll = -torch.cat(token_logprobs(model, rows, [1] * len(rows), batch_size))
+    return perplexity_of(-torch.cat(token_logprobs(model, rows, [1] * len(rows), batch_size)))
+
+
+def perplexity_of(nll: torch.Tensor) -> Perplexity:
+    """Perplexity and its standard error from the per-token negative log-likelihoods (nats)."""
+    if not len(nll):
+        raise DataError("No text to score: the documents are empty or shorter than two tokens.")
     mean = float(nll.mean())
     spread = float(nll.std()) if len(nll) > 1 else 0.0
     ppl = math.exp(mean)

@@ -98,7 +98,8 @@ class TrainConfig:
     ``grad_accum`` micro-batches of ``micro_batch_size`` examples. Learning rate follows
     ``schedule`` with ``warmup_steps`` (see :mod:`loralab.train.schedules`); gradients are
     clipped to ``max_grad_norm`` (0: off). ``precision: bf16`` runs the forward and backward
-    under bf16 autocast (weights stay float32). Checkpoints every ``checkpoint_every`` steps
+    under bf16 autocast (weights stay float32); ``auto`` (the default) picks bf16 where the device
+    computes it natively and fp32 elsewhere (:mod:`loralab.models.precision`). Checkpoints every ``checkpoint_every`` steps
     (0: only at the end or on Ctrl-C), keeping the newest ``keep_checkpoints``.
     """
 
@@ -110,7 +111,7 @@ class TrainConfig:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
     max_grad_norm: float = 1.0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     gradient_checkpointing: bool = False
     seed: int = 0
     device: str = "cpu"
@@ -138,7 +139,7 @@ class TrainConfig:
 class EvalConfig:
     """Evaluation with :func:`loralab.eval.evaluate`: ``tasks`` before training (``before``),
     every ``every`` steps (0: never during training) and at the end; ``limit`` items per task.
-    ``precision: bf16`` evaluates under bf16 autocast (faster generation on CPU and GPU).
+    ``precision``: ``bf16`` evaluates under bf16 autocast, ``auto`` (the default) where the device computes bf16 natively.
     ``settings`` are further :class:`~loralab.eval.options.EvalOptions` (batch_size, max_new_tokens...).
     """
 
@@ -147,7 +148,7 @@ class EvalConfig:
     before: bool = True
     every: int = 0
     seed: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -25,7 +25,7 @@ def finish_report(trainer: Any, result: Any) -> str:
         f"- method: **{recipe.method}** on `{recipe.model.name}`; {trainer.counts}",
         f"- data: {recipe.data.task or recipe.data.path} ({recipe.data.regime}); {trainer.dataset.stats.summary()}",
         f"- {result.steps} optimiser steps of {recipe.train.micro_batch_size}×{recipe.train.grad_accum} examples, "
-        f"lr {recipe.optimizer.lr:g} ({recipe.train.schedule}), precision {recipe.train.precision}",
+        f"lr {recipe.optimizer.lr:g} ({recipe.train.schedule}), {trainer.precision.describe(recipe.train.precision)}",
         f"- time: {result.seconds:.0f} s in all, {train_seconds:.0f} s training "
         f"({tokens / max(train_seconds, 1e-9):.0f} tokens/s); peak memory {peak:.0f} MiB",
         f"- loss: {first:.4f} (mean of the first 5 steps) → {last:.4f} (last 5)",

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from loralab.errors import ConfigError, LoraLabError
+from loralab.models.precision import resolve_precision
 from loralab.train import checkpoint as ckpt
 from loralab.train.batches import BatchPlan
 from loralab.train.loss import labelled_tokens, loss_sum
@@ -88,6 +89,8 @@ class Trainer:
         _seed_everything(recipe.train.seed)
         self.model, self.tokenizer = base_model(recipe)
         self.device = next(self.model.parameters()).device
+        self.precision = resolve_precision(recipe.train.precision, self.device)
+        self.eval_precision = resolve_precision(recipe.eval.precision, self.device)
         self.dataset = training_set(recipe.data, self.tokenizer, recipe.train.seed)
         self.collate = PaddingCollator.for_tokenizer(self.tokenizer)
         self.reference = self._reference_model()
@@ -126,6 +129,10 @@ class Trainer:
 
             self.weight_memory = weight_memory(self.model)
             print(f"loralab: {self.weight_memory}")
+        train_precision = self.precision.describe(recipe.train.precision)
+        eval_precision = self.eval_precision.describe(recipe.eval.precision)
+        print(f"loralab: training and evaluation in {train_precision}" if train_precision == eval_precision
+              else f"loralab: training in {train_precision}; evaluation in {eval_precision}")  # fmt: skip
         print(f"loralab: {recipe.method} on {recipe.model.name}: {counts}\nloralab: data: {self.dataset.stats.summary()}\n"
               f"loralab: {self.total_steps} steps of {recipe.train.micro_batch_size}×{recipe.train.grad_accum} examples → {run.path}")  # fmt: skip
 
@@ -155,6 +162,7 @@ class Trainer:
             self._checkpoint(step)
         self._save_final()
         final = self._evaluate("final") if recipe.eval.tasks else []
+        before = self._complete_before(before, final) if before else before
         seconds = time.perf_counter() - started
         result = TrainResult(run.path, step, seconds, losses, before, final)
         from loralab.train.report import finish_report
@@ -199,7 +207,7 @@ class Trainer:
         for batch in batches:
             batch = {k: v.to(self.device) for k, v in batch.items()}
             seen_tokens += int(batch["attention_mask"].sum())
-            with autocast(recipe.train.precision, self.device):
+            with autocast(self.precision.name, self.device):
                 summed, _ = loss_sum(self.model, batch)
             (summed / total_tokens).backward()
             loss_total += float(summed.detach())
@@ -294,24 +302,44 @@ class Trainer:
         from loralab.eval import evaluate
         from loralab.eval.report import results_table, to_json
         from loralab.eval.result import TaskResult
+        from loralab.eval.evaluate import twin_of
         from loralab.eval.tasks.spec import parse_task
 
         config = self.recipe.eval
         tasks = list(config.tasks)
-        # Before training an adapter is exactly zero (B·A = 0), so KL to the base is exactly 0: not computed.
-        exact_zero = [t for t in tasks if label == "before" and self.recipe.uses_adapter and parse_task(t).kind in ("source-kl", "kl")]
+        kl_tasks = [t for t in tasks if parse_task(t).kind in ("source-kl", "kl")]
+        skipped: list[str] = []
+        if label == "before" and self.recipe.uses_adapter:
+            # Before training an adapter is exactly zero (B·A = 0): KL to the base is exactly 0, and the base's
+            # perplexity on the KL text comes with the final KL pass, whose base side is this very model.
+            skipped = kl_tasks + [t for t in tasks if t in {twin_of(k) for k in kl_tasks}]
         rng_devices = [self.device] if self.device.type == "cuda" else []
         results = []
-        with torch.random.fork_rng(devices=rng_devices), autocast(config.precision, self.device):
-            if len(exact_zero) < len(tasks):
-                results = evaluate(self.model, self.tokenizer, [t for t in tasks if t not in exact_zero], limit=config.limit,
+        with torch.random.fork_rng(devices=rng_devices), autocast(self.eval_precision.name, self.device):
+            if len(skipped) < len(tasks):
+                results = evaluate(self.model, self.tokenizer, [t for t in tasks if t not in skipped], limit=config.limit,
                                    seed=config.seed, reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
         results += [TaskResult(t, "kl_to_base", 0.0, 0.0, 0, 0.0, "source", False, {"exact": "the adapter starts at B·A = 0"})
-                    for t in exact_zero]  # fmt: skip
+                    for t in kl_tasks if t in skipped]  # fmt: skip
         self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
         to_json(results, self.run_folder.eval_file(label), variant=label)
-        print(f"\nevaluation ({label}):\n{results_table(results)}")
+        deferred = [t for t in skipped if t not in kl_tasks]
+        print(f"\nevaluation ({label}):\n{results_table(results)}"
+              + (f"\n({', '.join(deferred)} of the base: with the final KL pass)" if deferred else ""))  # fmt: skip
         return results
+
+    def _complete_before(self, before: list, final: list) -> list:
+        """Add to the before-training results what the final KL pass measured on the base (its perplexity)."""
+        from loralab.eval.report import to_json
+        from loralab.eval.result import TaskResult
+
+        have = {r.task for r in before}
+        added = [TaskResult(**r.details["base_perplexity"]) for r in final
+                 if "base_perplexity" in r.details and r.details["base_perplexity"]["task"] not in have]  # fmt: skip
+        if added:
+            before = before + added
+            to_json(before, self.run_folder.eval_file("before"), variant="before")
+        return before
 
 
 def _checkpoint_step(path: Path | None) -> int:

@@ -27,6 +27,8 @@ class TaskKind:
     run: Callable[..., list]
     #: ``run`` also takes ``reference=``: the base model to compare with (None: adapters disabled)
     compares_to_base: bool = False
+    #: the perplexity kind that ``run`` can score from its own forward passes (``perplexity_task=``)
+    perplexity_twin: str | None = None
 
 
 def _builtin_problems(spec: TaskSpec, options: EvalOptions) -> list:
@@ -38,7 +40,7 @@ def _builtin_problems(spec: TaskSpec, options: EvalOptions) -> list:
 def _source_passages(spec: TaskSpec, options: EvalOptions) -> list[str]:
     from loralab.data.tasks import get_task
 
-    return options.take([record.text for record in get_task("source-text").test(None, options.seed)])
+    return options.take_documents([record.text for record in get_task("source-text").test(None, options.seed)])
 
 
 def _reader(name: str) -> Callable[[TaskSpec, EvalOptions], list]:
@@ -57,7 +59,7 @@ def _paragraphs(spec: TaskSpec, options: EvalOptions) -> list[str]:
     paragraphs = [part.strip() for part in re.split(r"\n\s*\n", text) if part.strip()]
     if not paragraphs:
         raise DataError(f"{spec.path}: the file holds no text to score.")
-    return options.take(paragraphs)
+    return options.take_documents(paragraphs)
 
 
 def _existing(path: Any) -> Path:
@@ -71,12 +73,12 @@ KINDS: dict[str, TaskKind] = {
     "arith": TaskKind(_builtin_problems, run_math),
     "pycode": TaskKind(_builtin_problems, run_code),
     "source-ppl": TaskKind(_source_passages, run_perplexity),
-    "source-kl": TaskKind(_source_passages, run_kl, compares_to_base=True),
+    "source-kl": TaskKind(_source_passages, run_kl, compares_to_base=True, perplexity_twin="source-ppl"),
     "gsm8k": TaskKind(_reader("read_gsm8k"), run_math),
     "humaneval": TaskKind(_reader("read_humaneval"), run_code),
     "hellaswag": TaskKind(_reader("read_hellaswag"), run_choice),
     "arc": TaskKind(_reader("read_arc"), run_choice),
     "winogrande": TaskKind(_reader("read_winogrande"), run_choice),
     "ppl": TaskKind(_paragraphs, run_perplexity),
-    "kl": TaskKind(_paragraphs, run_kl, compares_to_base=True),
+    "kl": TaskKind(_paragraphs, run_kl, compares_to_base=True, perplexity_twin="ppl"),
 }
