@@ -111,3 +111,22 @@ def test_duplicate_name_is_refused(saved, make_model):
 
 def test_save_is_atomic_and_has_no_temp_files(saved):
     assert sorted(p.name for p in saved.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_a_loaded_adapter_takes_the_models_mode(make_model, randomize, tmp_path, tokens, mode):
+    """load_adapter on a model in eval mode: no dropout, two forwards are identical (was: dropout stayed on)."""
+    source = make_model()
+    loralab.add_adapter(source, loralab.LoraConfig(r=2, alpha=4, dropout=0.5, target_modules="all-linear"))
+    randomize(source)
+    folder = loralab.save_adapter(source, tmp_path / "adapter")
+    model = getattr(make_model(), mode)()
+    loralab.load_adapter(model, folder, name="loaded")
+    loralab.set_adapter(model, "loaded")
+    assert all(module.training == (mode == "train") for _, module in adapter_modules(model))
+    with torch.no_grad():
+        first, second = model(tokens).logits, model(tokens).logits
+    if mode == "eval":
+        torch.testing.assert_close(first, second, rtol=0, atol=0)
+    else:
+        assert not torch.equal(first, second)  # dropout on the adapter's input while training

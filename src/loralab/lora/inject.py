@@ -65,6 +65,6 @@ def _wrapped(model: nn.Module, path: str, wrapper: type) -> nn.Module:
         return module
     if isinstance(module, (LoraLayer, TrainableCopy)):
         raise ConfigError(f"{path} is already wrapped as {type(module).__name__}; it cannot also be a {wrapper.__name__}")
-    layer = wrapper(module)
+    layer = wrapper(module).train(module.training)  # a new wrapper takes the mode of what it wraps (eval: no dropout)
     setattr(parent, attr, layer)
     return layer
