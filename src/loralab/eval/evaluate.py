@@ -68,4 +68,5 @@ def twin_of(task: str) -> str | None:
 def _perplexity_twins(specs: list) -> dict[str, str]:
     """{KL task name: perplexity task name} for KL tasks whose perplexity twin (same text) is also asked for."""
     names = {spec.name for spec in specs}
-    return {spec.name: twin_of(spec.name) for spec in specs if twin_of(spec.name) in names}
+    twins = {spec.name: twin_of(spec.name) for spec in specs}
+    return {kl: twin for kl, twin in twins.items() if twin in names}

@@ -303,11 +303,12 @@ class Trainer:
         from loralab.eval.report import results_table, to_json
         from loralab.eval.result import TaskResult
         from loralab.eval.evaluate import twin_of
+        from loralab.eval.tasks.registry import KINDS
         from loralab.eval.tasks.spec import parse_task
 
         config = self.recipe.eval
         tasks = list(config.tasks)
-        kl_tasks = [t for t in tasks if parse_task(t).kind in ("source-kl", "kl")]
+        kl_tasks = [t for t in tasks if KINDS[parse_task(t).kind].compares_to_base]
         skipped: list[str] = []
         if label == "before" and self.recipe.uses_adapter:
             # Before training an adapter is exactly zero (B·A = 0): KL to the base is exactly 0, and the base's
