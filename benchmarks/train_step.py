@@ -7,8 +7,8 @@ instruction examples (response-only labels), LoRA r = 16 / alpha 32 on all linea
 computes bf16 natively, fp32 otherwise). A step is forward,
 backward and optimiser step:
 
-* loralab: ``loralab.train.loss.loss_sum`` — the model body, then the output head on the labelled
-  positions only (instruction data labels ~30% of positions);
+* loralab: the supervised objective (``loralab.train.objectives.SupervisedObjective``) — the model's
+  forward with its output head applied to the labelled positions only (instruction data labels ~30% of positions);
 * PEFT: ``get_peft_model`` and the usual ``model(**batch).loss`` (logits at every position).
 
 Each measurement runs in its own process (peak resident memory, ``ru_maxrss``, only ever grows),
@@ -54,13 +54,14 @@ def worker(impl: str, args: argparse.Namespace) -> dict:
     batch = {k: v.to(device) for k, v in batch_of_examples(tokenizer, args.batch).items()}
     if impl == "loralab":
         from loralab import LoraConfig, add_adapter
-        from loralab.train.loss import loss_sum
+        from loralab.train.objectives import SupervisedObjective
 
         add_adapter(model, LoraConfig(r=16, alpha=32, dropout=0.05, target_modules="all-linear"))
+        objective = SupervisedObjective()
 
         def loss_of(batch):
-            summed, count = loss_sum(model, batch)
-            return summed / count
+            out = objective(model, batch)
+            return out.loss_sum / out.normaliser
     else:
         from peft import LoraConfig as PeftConfig
         from peft import get_peft_model

@@ -41,7 +41,7 @@ def tiny_gpt2_base():
 
 def write_recipe(folder: Path, base: str, method: str, name: str | None = None, **extra) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    recipe = {"name": name or folder.name, "model": {"name": base}, "method": method, **extra}
+    recipe = {"name": name or folder.name, "model": {"name": base}, "method": method, "data": {"task": "arith"}, **extra}
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
 
 

@@ -17,7 +17,7 @@ def _train(method: str, root):
     recipe = recipe_from_dict({
         "name": method, "output_dir": str(root), "method": method,
         "model": {"name": "tiny-llama"},
-        "lora": {"r": R, "alpha": 2 * R, "target_modules": "all-linear"},
+        "lora": {"r": R, "alpha": 2 * R, "target_modules": "all-linear"} if method == "lora" else None,
         "data": {"task": "source-text", "regime": "pretraining", "block_size": 32, "examples": 40},
         "optimizer": {"lr": 1e-2 if method == "lora" else 1e-3},
         "train": {"max_steps": STEPS, "micro_batch_size": 4, "schedule": "constant",

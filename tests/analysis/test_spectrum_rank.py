@@ -199,7 +199,7 @@ def test_embedding_adapters_line_up(tiny_base, tmp_path):
     qA, qB = torch.randn(2, 32, generator=generator), torch.randn(32, 2, generator=generator)
     run = tmp_path / "embedding-run"
     (run / "adapter").mkdir(parents=True)
-    (run / "recipe.yaml").write_text(yaml.safe_dump({"model": {"name": "tiny-llama"}, "method": "lora"}))
+    (run / "recipe.yaml").write_text(yaml.safe_dump({"model": {"name": "tiny-llama"}, "method": "lora", "data": {"task": "arith"}}))
     config = {"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["embed_tokens", "q_proj"]}
     (run / "adapter" / "adapter_config.json").write_text(json.dumps(config))
     prefix = "base_model.model.model."

@@ -42,7 +42,7 @@ def test_merged_folder_loads_without_loralab_and_matches_the_adapter(make_recipe
 
 
 def test_merge_of_a_full_run_copies_the_model(make_recipe, tmp_path):
-    run = train(make_recipe("method=full", "train.max_steps=1"), progress=False)
+    run = train(make_recipe("method=full", "lora=null", "train.max_steps=1"), progress=False)
     out = tmp_path / "merged-full"
     assert main(["merge", str(run.run_dir), "--out", str(out)]) == 0
     assert (out / "config.json").is_file()

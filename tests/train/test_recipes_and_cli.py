@@ -23,7 +23,30 @@ def test_every_shipped_recipe_validates_and_round_trips(path):
     recipe = load_recipe(path)
     assert recipe.name == path.stem
     again = yaml.safe_load(recipe.to_yaml())
-    assert again["lora"]["r"] == recipe.lora.r and again["method"] == recipe.method
+    assert again["method"] == recipe.method
+    # the saved form names only the sections its method uses, and reads back to the same recipe
+    assert {"lora", "quant"} & set(again) == set(recipe.training_method.sections)
+    if "lora" in again:
+        assert again["lora"]["r"] == recipe.lora.r
+    from loralab.train.recipe import recipe_from_dict
+
+    assert recipe_from_dict(again) == recipe
+
+
+def test_a_section_the_method_does_not_use_is_a_one_line_error(capsys, tmp_path):
+    from loralab.errors import ConfigError
+    from loralab.train.recipe import recipe_from_dict
+
+    with pytest.raises(ConfigError, match=r"^recipe: lora, quant: not used by method full; remove them"):
+        recipe_from_dict({"method": "full", "data": {"task": "arith"}, "lora": {"r": 4}, "quant": {}})
+    with pytest.raises(ConfigError, match=r"quant: not used by method lora"):
+        recipe_from_dict({"method": "lora", "data": {"task": "arith"}, "quant": {"block_size": 64}})
+    assert recipe_from_dict({"method": "full", "data": {"task": "arith"}, "lora": None}).method == "full"
+    # from the command line: one line, no stack trace
+    args = ["train", str(RECIPES[0].parent / "quickstart.yaml"), f"output_dir={tmp_path}", "method=full"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "lora: not used by method full" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)

@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 
-from loralab.train import trainer as trainer_module
 from loralab.train.trainer import Trainer, TrainingDiverged, resume, train
 
 
@@ -75,22 +74,26 @@ def test_resume_refuses_another_method_or_a_run_without_checkpoints(make_recipe,
 
     first = train(make_recipe("train.max_steps=1"), progress=False)
     with pytest.raises(ConfigError, match="method"):
-        resume(first.run_dir, ["method=full"], progress=False)
+        resume(first.run_dir, ["method=full", "lora=null"], progress=False)
     shutil.rmtree(first.run_dir / "checkpoints")
     with pytest.raises(ConfigError, match="no complete checkpoint"):
         resume(first.run_dir, progress=False)
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(make_recipe, tmp_path, monkeypatch):
-    real = trainer_module.loss_sum
+    from dataclasses import replace
+
+    from loralab.train.objectives import SupervisedObjective
+
+    real = SupervisedObjective.__call__
     calls = {"n": 0}
 
-    def poisoned(model, batch):
+    def poisoned(self, model, batch):
         calls["n"] += 1
-        summed, count = real(model, batch)
-        return (summed * float("nan") if calls["n"] == 3 else summed), count
+        out = real(self, model, batch)
+        return replace(out, loss_sum=out.loss_sum * float("nan")) if calls["n"] == 3 else out
 
-    monkeypatch.setattr(trainer_module, "loss_sum", poisoned)
+    monkeypatch.setattr(SupervisedObjective, "__call__", poisoned)
     with pytest.raises(TrainingDiverged, match=r"step 3: the loss is nan.*step-00000002"):
         train(make_recipe("train.max_steps=5", "train.checkpoint_every=1"), progress=False)
     run_dir = tmp_path / "runs" / "tiny"

@@ -46,7 +46,7 @@ def test_trained_weights_really_are_the_saved_adapter(make_recipe):
 
 
 def test_full_fine_tuning_overfits_and_saves_a_hf_model(make_recipe):
-    recipe = make_recipe("method=full", "optimizer.lr=1e-2", "train.max_steps=30", "train.micro_batch_size=8",
+    recipe = make_recipe("method=full", "lora=null", "optimizer.lr=1e-2", "train.max_steps=30", "train.micro_batch_size=8",
                          "model.dropout=0.1", "optimizer.weight_decay=0.01")  # fmt: skip
     result = train(recipe, progress=False)
     losses = _losses(result.run_dir)

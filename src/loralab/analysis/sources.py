@@ -9,7 +9,9 @@ A run folder (written by the trainer)::
 
 Every matrix here is in nn.Linear layout (d_out, d_in): GPT-2 Conv1D weights (d_in, d_out) and
 embedding weights (num_embeddings, dim) are transposed, so that a LoRA update ΔW = scale · B A
-(B: (d_out, r), A: (r, d_in)) lines up with W. This is the only module that reads run folders.
+(B: (d_out, r), A: (r, d_in)) lines up with W. Run folders are read with
+:class:`loralab.train.runs.RunFolder`, the one reader of runs; base weights come from
+:func:`loralab.models.load.weights_folder`, which owns the model-name → weights mapping.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from loralab.analysis.errors import AnalysisError
 from loralab.errors import LoraLabError
 from loralab.linalg import thin_svd_of_product
 from loralab.lora.delta import delta_weight
+from loralab.models.bundled import is_bundled_name
+from loralab.train.methods import METHODS
+from loralab.train.runs import RunFolder
 
-ADAPTER_METHODS = ("lora", "qlora")
-METHODS = (*ADAPTER_METHODS, "full")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -37,7 +40,8 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 @dataclass(frozen=True)
 class Run:
-    """A run folder and what its recipe says: its name, method and base model."""
+    """A run as analysis sees it: its folder (read with :class:`loralab.train.runs.RunFolder`), name,
+    method and base model."""
 
     folder: Path
     name: str
@@ -46,44 +50,27 @@ class Run:
 
     @property
     def has_adapter(self) -> bool:
-        return self.method in ADAPTER_METHODS
+        return METHODS[self.method].uses_adapter
+
+    @property
+    def run_folder(self) -> RunFolder:
+        return RunFolder(self.folder)
 
 
 def open_run(folder: str | Path) -> Run:
-    """Read ``folder/recipe.yaml``; errors say what is missing."""
-    import yaml
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AnalysisError(f"run folder {folder} does not exist")
-    recipe_path = folder / "recipe.yaml"
-    if not recipe_path.is_file():
-        raise AnalysisError(f"{folder} has no recipe.yaml; is it a run folder (written by the trainer)?")
+    """Read a run folder's saved recipe (its training data need not exist any more); errors say what is missing."""
     try:
-        recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise AnalysisError(f"{recipe_path} is not valid YAML ({err})") from None
-    if not isinstance(recipe, dict):
-        raise AnalysisError(f"{recipe_path} must hold a YAML mapping")
-    model = recipe.get("model")
-    base = model.get("name") if isinstance(model, dict) else model
-    if not isinstance(base, str) or not base.strip():
-        raise AnalysisError(f"{recipe_path} names no base model (model: {{name: ...}})")
-    method = recipe.get("method")
-    if method is None:  # older recipes: tell by what the run wrote
-        method = "full" if (folder / "model").is_dir() and not (folder / "adapter").is_dir() else "lora"
-    method = str(method).lower()
-    if method not in METHODS:
-        raise AnalysisError(f"{recipe_path}: method {method!r} is not one of {', '.join(METHODS)}")
-    return Run(folder, str(recipe.get("name") or folder.name), method, base.strip())
+        run = RunFolder.existing(folder)
+        recipe = run.recipe()
+    except LoraLabError as err:
+        raise AnalysisError(str(err)) from None
+    return Run(run.path, recipe.name, recipe.method, recipe.model.name.strip())
 
 
 def same_base(a: str, b: str) -> bool:
     """Whether two base-model names name the same model (paths resolved, loader names case-insensitive)."""
 
     def key(name: str) -> str:
-        from loralab.models.bundled import is_bundled_name
-
         name = name.strip()
         if is_bundled_name(name) or name.lower().startswith("tiny-"):
             return name.lower()
@@ -95,18 +82,15 @@ def same_base(a: str, b: str) -> bool:
 
 def run_checkpoints(run: Run) -> list[tuple[int, Path]]:
     """(step, folder) of the run's complete checkpoints, oldest first."""
-    from loralab.train.checkpoint import complete_checkpoints
-
-    return [(int(p.name.split("-")[1]), p) for p in complete_checkpoints(run.folder / "checkpoints")]
+    return run.run_folder.checkpoints()
 
 
 def checkpoint_folder(run: Run, step: int) -> Path:
     """The folder of checkpoint ``step``; a missing one is an error listing those there are."""
-    found = dict(run_checkpoints(run))
-    if step not in found:
-        have = ", ".join(str(s) for s in found) or "none"
-        raise AnalysisError(f"run {run.folder} has no complete checkpoint at step {step} (complete checkpoints: {have})")
-    return found[step]
+    try:
+        return run.run_folder.checkpoint(step)
+    except LoraLabError as err:
+        raise AnalysisError(str(err)) from None
 
 
 # -- updates ---------------------------------------------------------------------------------
@@ -252,10 +236,9 @@ class BaseWeights:
     def _load(self) -> None:
         if self._kinds is not None:
             return
-        from loralab.models import load_model
-        from loralab.models.source import resolve_source
+        from loralab.models.load import load_model, weights_folder
 
-        folder = _safetensors_folder(resolve_source(self.name))
+        folder = weights_folder(self.name)
         if folder is not None:
             from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -297,24 +280,6 @@ class BaseWeights:
         """A stored weight of module ``path`` in (d_out, d_in) layout (Conv1D and embeddings transposed)."""
         self._load()
         return tensor.T if self._kinds.get(path) in ("conv1d", "embedding") else tensor
-
-
-def _safetensors_folder(source) -> Path | None:
-    """A Hugging Face folder with safetensors holding the model of ``source``: the folder itself, or the
-    float32 cache of the bundled model or of a GGUF file once converted; None when there is none."""
-    from loralab.models.bundled import BUNDLED_NAME, cache_dir
-    from loralab.models.gguf import gguf_cache_folder
-
-    if source.kind == "folder":
-        folder = Path(source.location)
-    elif source.kind == "bundled":
-        folder = cache_dir() / BUNDLED_NAME / "model"
-    elif source.kind == "gguf":
-        folder = gguf_cache_folder(Path(source.location)) / "model"
-    else:
-        return None
-    has_weights = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
-    return folder if has_weights and (folder / "config.json").is_file() else None
 
 
 def _module_kinds(model: torch.nn.Module) -> dict[str, str]:

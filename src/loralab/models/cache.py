@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached: ``$LORALAB_CACHE`` or ``~/.cache/loralab``."""
+    return Path(os.environ.get("LORALAB_CACHE", Path.home() / ".cache" / "loralab"))
+
 
 STALE_AFTER_S = 6 * 3600  # a temporary folder untouched this long was left by a killed process
 

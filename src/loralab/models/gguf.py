@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 
 from loralab.errors import ModelLoadError
-from loralab.models.bundled import cache_dir
-from loralab.models.cache import atomic_save, file_cache_key
+from loralab.models.cache import atomic_save, cache_dir, file_cache_key
 from loralab.models.pretrained import load_pretrained
 
 logger = logging.getLogger("loralab")

@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 
 from loralab.errors import ModelLoadError
-from loralab.models.bundled import load_bundled_model
+from loralab.models.bundled import bundled_model_dir, load_bundled_model
 from loralab.models.device import resolve_device
 from loralab.models.dtype import resolve_dtype
+from loralab.models.gguf import gguf_cache_folder, load_gguf_model
 from loralab.models.pretrained import load_pretrained
 from loralab.models.source import ModelSource, resolve_source
 from loralab.models.tiny import tiny_model
@@ -18,8 +19,6 @@ from loralab.models.tokenizer import tokenizer_for_source
 
 def _model_for_source(source: ModelSource, tokenizer, dtype: torch.dtype):
     """Build or load the model of ``source`` in ``dtype`` (tiny models get the tokenizer's vocabulary and ids)."""
-    from loralab.models.gguf import gguf_cache_folder, load_gguf_model
-
     if source.kind == "tiny":
         # No pad_token_id in the config: Llama would make it the embedding's padding_idx, zeroing the eos row.
         ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -54,3 +53,23 @@ def load_model(name_or_path: str | Path, dtype: str | torch.dtype = "float32", d
     except RuntimeError as error:  # e.g. out of GPU memory
         raise ModelLoadError(f"Could not move the model to {torch_device}: {error}") from error
     return model.eval(), tokenizer
+
+
+def weights_folder(name_or_path: str | Path) -> Path | None:
+    """The Hugging Face folder whose safetensors hold the weights ``load_model(name_or_path)`` loads.
+
+    That is the folder itself, or the float32 conversion of the bundled model or of a GGUF file once
+    made; None when there is none on disk (tiny models, hub ids, GGUF files not converted yet), where
+    the model must be loaded whole to read its weights.
+    """
+    source = resolve_source(name_or_path)
+    if source.kind == "folder":
+        folder = Path(source.location)
+    elif source.kind == "bundled":
+        folder = bundled_model_dir()
+    elif source.kind == "gguf":
+        folder = gguf_cache_folder(Path(source.location)) / "model"
+    else:
+        return None
+    has_weights = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+    return folder if has_weights and (folder / "config.json").is_file() else None

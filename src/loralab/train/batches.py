@@ -4,6 +4,11 @@ Each epoch visits the n examples in the order ``randperm(n)`` drawn from a gener
 with (seed, epoch), in micro-batches of ``micro_batch_size`` (the last one of an epoch may be
 smaller). Optimiser step s uses micro-batches s·k … s·k + k − 1 (k = ``grad_accum``), counted
 across epochs. Nothing is stored: a resumed run finds its place from the step alone.
+
+With ``world_size`` processes, micro-batch i is split across them: the order is drawn once,
+global micro-batches hold ``micro_batch_size × world_size`` examples, and process ``rank`` takes
+its ``micro_batch_size`` of them, so the processes together see what one process would see with
+a micro-batch ``world_size`` times larger.
 """
 
 from __future__ import annotations
@@ -21,10 +26,20 @@ class BatchPlan:
     micro_batch_size: int
     grad_accum: int
     seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is outside a world of {self.world_size} processes")
+
+    @property
+    def global_micro_batch_size(self) -> int:
+        return self.micro_batch_size * self.world_size
 
     @property
     def micro_batches_per_epoch(self) -> int:
-        return math.ceil(self.examples / self.micro_batch_size)
+        return math.ceil(self.examples / self.global_micro_batch_size)
 
     def total_steps(self, epochs: float, max_steps: int | None) -> int:
         """``max_steps`` if given, else enough steps for ``epochs`` passes (at least 1)."""
@@ -38,10 +53,11 @@ class BatchPlan:
         return torch.randperm(self.examples, generator=generator).tolist()
 
     def micro_batch(self, index: int) -> list[int]:
-        """Example indices of micro-batch ``index`` (counted from the start of training)."""
+        """This process's example indices of micro-batch ``index`` (counted from the start of training)."""
         epoch, within = divmod(index, self.micro_batches_per_epoch)
-        start = within * self.micro_batch_size
-        return self.order(epoch)[start : start + self.micro_batch_size]
+        start = within * self.global_micro_batch_size + self.rank * self.micro_batch_size
+        end = min(start + self.micro_batch_size, (within + 1) * self.global_micro_batch_size)
+        return self.order(epoch)[start:end]
 
     def step(self, step: int) -> list[list[int]]:
         """The ``grad_accum`` micro-batches of optimiser step ``step`` (0-based)."""

@@ -1,46 +1,34 @@
-"""The model a recipe trains: the base loaded, then made trainable by the recipe's method.
-
-- ``lora``: a LoRA adapter named ``default`` (base frozen);
-- ``qlora``: the base's linear layers quantized to NF4 first, then the adapter;
-- ``full``: every weight trainable (the baseline), with optional dropout in the model.
+"""The model a recipe trains: the base loaded and made trainable by the recipe's method
+(:mod:`loralab.train.methods`), then what every method shares: dropout in the model and
+gradient checkpointing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from loralab.train.recipe import Recipe
+from loralab.errors import ConfigError
 
-ADAPTER = "default"
+if TYPE_CHECKING:
+    from loralab.train.recipe import Recipe
+
 #: last path components of the sub-layers whose outputs get ``model.dropout``
 DROPOUT_SITES = ("self_attn", "attn", "attention", "mlp")
 
 
 def base_model(recipe: Recipe) -> tuple[nn.Module, Any]:
-    """(model, tokenizer) of the recipe's base, on its device, quantized for ``qlora``."""
-    from loralab.models import load_model
-
-    model, tokenizer = load_model(recipe.model.name, dtype=recipe.model.dtype, device=recipe.train.device)
-    if recipe.method == "qlora":
-        from loralab.quant import quantize_base
-
-        quantize_base(model, recipe.quant)
-    return model, tokenizer
+    """(model, tokenizer) of the recipe's base, on its device, as its method wants it (NF4 for ``qlora``)."""
+    return recipe.training_method.load_base(recipe)
 
 
 def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
-    """Apply the method: add the LoRA adapter, or unfreeze everything for full fine-tuning."""
-    if recipe.uses_adapter:
-        from loralab.lora import add_adapter
-
-        add_adapter(model, recipe.lora, ADAPTER)
-    else:
-        for param in model.parameters():
-            param.requires_grad_(True)
+    """Apply the method (adapter, or every weight), then model dropout and gradient checkpointing."""
+    recipe.training_method.make_trainable(model, recipe)
     if recipe.model.dropout > 0:
         add_output_dropout(model, recipe.model.dropout)
     if recipe.train.gradient_checkpointing:
@@ -50,8 +38,6 @@ def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
         elif hasattr(model, "gradient_checkpointing_enable"):
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         else:
-            from loralab.errors import ConfigError
-
             raise ConfigError("train.gradient_checkpointing: this model does not support it")
     model.train()
     return model
@@ -82,8 +68,6 @@ def trainable_named_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter
 
 def autocast(precision: str, device: torch.device):
     """bf16 autocast for precision ``bf16``, a no-op context for ``fp32``."""
-    import contextlib
-
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -1,10 +1,10 @@
 """A training recipe: one YAML file, one typed section per concern, validated before any model loads.
 
     name: quickstart            # the run folder is <output_dir>/<name>
-    method: lora                # lora | full | qlora
+    method: lora                # a name in loralab.train.methods.METHODS: lora | qlora | full
     model:     ModelConfig      # which base model, weight dtype, dropout in the model
-    lora:      LoraConfig       # rank, alpha, rsLoRA, targets (methods lora / qlora)
-    quant:     QuantConfig    # the 4-bit base (method qlora)
+    lora:      LoraConfig       # rank, alpha, rsLoRA, DoRA, targets (methods lora / qlora)
+    quant:     QuantConfig      # the 4-bit base (method qlora)
     data:      DataConfig       # a built-in task or a file; instruction or raw text
     optimizer: OptimizerConfig  # AdamW / SGD, lr, weight decay, LoRA+
     train:     TrainConfig      # steps, batches, schedule, precision, checkpoints
@@ -12,7 +12,9 @@
 
 ``load_recipe(path, overrides)`` applies ``key=value`` overrides (dotted keys, YAML values)
 to the file's mapping, then validates everything: unknown keys, wrong types, bad ranges and
-missing data files are errors that name the key.
+sections the method does not use are errors that name the key. What depends on the machine
+(does the data file exist?) is checked by ``Recipe.check_environment`` where it is used: before
+training, not when a finished run's saved recipe is read.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ import yaml
 from loralab.errors import ConfigError
 from loralab.lora.config import LoraConfig
 from loralab.quant.config import QuantConfig
+from loralab.train.methods import METHODS, Method
+from loralab.train.objectives import OBJECTIVES
 from loralab.train.optim import OptimizerConfig
 from loralab.train.schedules import SCHEDULES
 from loralab.train.schema import as_dict, build
 
-METHODS = ("lora", "full", "qlora")
+#: sections only some methods read (each method lists its own in ``Method.sections``)
+METHOD_SECTIONS = ("lora", "quant")
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,6 @@ class DataConfig:
     def __post_init__(self) -> None:
         if (self.task is None) == (self.path is None):
             raise ConfigError("give exactly one of task (a built-in task) or path (a data file)")
-        if self.path is not None and not Path(self.path).exists():
-            raise ConfigError(f"path: data file {self.path!r} not found")
         if self.task is not None:
             from loralab.data.tasks import get_task
             from loralab.errors import LoraLabError
@@ -91,11 +94,17 @@ class DataConfig:
         if self.examples is not None and self.examples < 1:
             raise ConfigError(f"examples must be ≥ 1, got {self.examples}")
 
+    def check_environment(self) -> None:
+        """The data file exists (checked before training, not when a saved recipe is read)."""
+        if self.path is not None and not Path(self.path).exists():
+            raise ConfigError(f"data.path: data file {self.path!r} not found")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How long and how: ``max_steps`` (optimiser steps) or ``epochs``; a step is
-    ``grad_accum`` micro-batches of ``micro_batch_size`` examples. Learning rate follows
+    ``grad_accum`` micro-batches of ``micro_batch_size`` examples, and ``objective`` names the
+    loss (:mod:`loralab.train.objectives`). Learning rate follows
     ``schedule`` with ``warmup_steps`` (see :mod:`loralab.train.schedules`); gradients are
     clipped to ``max_grad_norm`` (0: off). ``precision: bf16`` runs the forward and backward
     under bf16 autocast (weights stay float32); ``auto`` (the default) picks bf16 where the device
@@ -107,6 +116,7 @@ class TrainConfig:
     max_steps: Optional[int] = None
     micro_batch_size: int = 8
     grad_accum: int = 1
+    objective: str = "supervised"
     schedule: str = "cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
@@ -119,6 +129,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
         if not self.epochs > 0:
@@ -171,7 +183,7 @@ class Recipe:
     """A whole training run (see the module docstring)."""
 
     name: str = "run"
-    method: Literal["lora", "full", "qlora"] = "lora"
+    method: str = "lora"
     output_dir: str = "runs"
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -181,36 +193,60 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method: expected one of {list(METHODS)}, got {self.method!r}")
+
+    @property
+    def training_method(self) -> Method:
+        """The method object (how the model is prepared, saved and merged)."""
+        return METHODS[self.method]
+
     @property
     def uses_adapter(self) -> bool:
-        return self.method in ("lora", "qlora")
+        return self.training_method.uses_adapter
+
+    def check_environment(self) -> None:
+        """What the recipe needs from this machine before training (data files)."""
+        self.data.check_environment()
 
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
     def to_dict(self) -> dict[str, Any]:
-        return as_dict(self)
+        """Plain values, without the sections this recipe's method does not use."""
+        unused = set(METHOD_SECTIONS) - set(self.training_method.sections)
+        return {key: value for key, value in as_dict(self).items() if key not in unused}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def recipe_from_dict(raw: Any, source: str = "recipe") -> Recipe:
-    """Validate a recipe mapping section by section; errors name the key (``train.lr: ...``)."""
+def recipe_from_dict(raw: Any, source: str = "recipe", saved: bool = False) -> Recipe:
+    """Validate a recipe mapping section by section; errors name the key (``train.lr: ...``).
+
+    A section the method does not use is an error; a null one counts as absent. ``saved``: the
+    ``recipe.yaml`` of a run, where such sections are dropped instead (older runs wrote them all).
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a recipe is a YAML mapping of sections, got {type(raw).__name__}")
     scalars = {"name", "method", "output_dir"}
     unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(Recipe)})
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown section; sections: {', '.join(f.name for f in dataclasses.fields(Recipe))}")
+    top = build(_TopLevel, {k: v for k, v in raw.items() if k in scalars}, "")
+    unused = [s for s in METHOD_SECTIONS if raw.get(s) is not None and s not in METHODS[top.method].sections]
+    if unused and not saved:
+        raise ConfigError(f"{source}: {', '.join(unused)}: not used by method {top.method}; remove "
+                          f"{'it' if len(unused) == 1 else 'them'} (or override {unused[0]}=null)")  # fmt: skip
+    raw = {k: v for k, v in raw.items() if k not in unused and v is not None}
     sections: dict[str, Any] = {}
     classes = {"model": ModelConfig, "lora": LoraConfig, "quant": QuantConfig, "data": DataConfig,
                "optimizer": OptimizerConfig, "train": TrainConfig, "eval": EvalConfig}  # fmt: skip
     for name, cls in classes.items():
         if name in raw:
             sections[name] = _section(cls, raw[name], name, source)
-    top = build(_TopLevel, {k: v for k, v in raw.items() if k in scalars}, "")
     if "data" not in raw:
         raise ConfigError(f"{source}: data: missing; say what to train on (data.task or data.path)")
     return Recipe(name=top.name, method=top.method, output_dir=top.output_dir, **sections)
@@ -219,10 +255,12 @@ def recipe_from_dict(raw: Any, source: str = "recipe") -> Recipe:
 @dataclass(frozen=True)
 class _TopLevel:
     name: str = "run"
-    method: Literal["lora", "full", "qlora"] = "lora"
+    method: str = "lora"
     output_dir: str = "runs"
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method: expected one of {list(METHODS)}, got {self.method!r}")
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"name: a run name is a plain folder name, got {self.name!r}")
 
@@ -234,8 +272,8 @@ def _section(cls: type, value: Any, name: str, source: str) -> Any:
         raise ConfigError(f"{source}: {err}") from None
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a YAML recipe, apply ``key=value`` overrides, validate."""
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), saved: bool = False) -> Recipe:
+    """Read a YAML recipe, apply ``key=value`` overrides, validate (``saved``: see ``recipe_from_dict``)."""
     from loralab.train.overrides import apply_overrides
 
     path = Path(path)
@@ -246,4 +284,4 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     raw = apply_overrides(raw if raw is not None else {}, overrides)
-    return recipe_from_dict(raw, str(path))
+    return recipe_from_dict(raw, str(path), saved)

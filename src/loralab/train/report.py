@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from loralab.eval.report import compare_table, results_table
+from loralab.lora.report import ParameterCount
 from loralab.train.plots import plot_loss
+from loralab.train.runs import RunFolder
+
+if TYPE_CHECKING:
+    from loralab.train.recipe import Recipe
+    from loralab.train.trainer import TrainResult
 
 
-def finish_report(trainer: Any, result: Any) -> str:
+@dataclass(frozen=True)
+class RunSummary:
+    """What the report says about a run besides its metrics: the setup the trainer chose."""
+
+    recipe: Recipe
+    run: RunFolder
+    parameters: ParameterCount
+    data: str  # the training set's statistics, one line
+    precision: str  # e.g. "precision auto → fp32 (...)"
+    notes: list[str] = field(default_factory=list)  # the method's lines (e.g. QLoRA's weight memory)
+
+
+def finish_report(summary: RunSummary, result: TrainResult) -> str:
     """Write loss.png and report.md into the run folder; print and return the summary."""
-    from loralab.eval.report import compare_table, results_table
-
-    recipe, run = trainer.recipe, trainer.run_folder
+    recipe, run = summary.recipe, summary.run
+    method = recipe.training_method
     records = run.read_metrics()
     plot_loss(records, run.plot, title=f"{recipe.name}: {recipe.method} on {recipe.model.name}")
     first = sum(r["loss"] for r in records[:5]) / max(1, len(records[:5]))
@@ -22,14 +41,14 @@ def finish_report(trainer: Any, result: Any) -> str:
     lines = [
         f"# Run `{recipe.name}`",
         "",
-        f"- method: **{recipe.method}** on `{recipe.model.name}`; {trainer.counts}",
-        f"- data: {recipe.data.task or recipe.data.path} ({recipe.data.regime}); {trainer.dataset.stats.summary()}",
+        f"- method: **{recipe.method}** on `{recipe.model.name}`; {summary.parameters}",
+        f"- data: {recipe.data.task or recipe.data.path} ({recipe.data.regime}); {summary.data}",
         f"- {result.steps} optimiser steps of {recipe.train.micro_batch_size}×{recipe.train.grad_accum} examples, "
-        f"lr {recipe.optimizer.lr:g} ({recipe.train.schedule}), {trainer.precision.describe(recipe.train.precision)}",
+        f"objective {recipe.train.objective}, lr {recipe.optimizer.lr:g} ({recipe.train.schedule}), {summary.precision}",
         f"- time: {result.seconds:.0f} s in all, {train_seconds:.0f} s training "
         f"({tokens / max(train_seconds, 1e-9):.0f} tokens/s); peak memory {peak:.0f} MiB",
         f"- loss: {first:.4f} (mean of the first 5 steps) → {last:.4f} (last 5)",
-        *([f"- {trainer.weight_memory}"] if trainer.weight_memory is not None else []),
+        *[f"- {note}" for note in summary.notes],
         "",
         "![loss](loss.png)",
         "",
@@ -38,11 +57,9 @@ def finish_report(trainer: Any, result: Any) -> str:
         lines += ["## What it learned and what it forgot", "", "```", compare_table(result.eval_before, result.eval_final), "```", ""]
     elif result.eval_final:
         lines += ["## Evaluation", "", "```", results_table(result.eval_final), "```", ""]
-    output = run.adapter if recipe.uses_adapter else run.model
-    lines += [f"Saved: `{output}` ({'adapter, PEFT format' if recipe.uses_adapter else 'Hugging Face format'}); "
-              f"metrics in `metrics.jsonl`, evaluations in `eval/`.", ""]  # fmt: skip
+    lines += [f"Saved: `{method.output_folder(run)}` ({method.output_kind}); metrics in `metrics.jsonl`, evaluations in `eval/`.", ""]
     text = "\n".join(lines)
     run.report.write_text(text, encoding="utf-8")
-    summary = "\n".join(line for line in lines if not line.startswith("![")).replace("```\n", "").replace("```", "")
-    print("\n" + summary)
+    summary_text = "\n".join(line for line in lines if not line.startswith("![")).replace("```\n", "").replace("```", "")
+    print("\n" + summary_text)
     return text

@@ -1,9 +1,9 @@
 """The training loop: a recipe in, a run folder out.
 
-One optimiser step s (0-based) takes the micro-batches ``BatchPlan.step(s)``, sums each
-one's token losses, divides by the step's total number of labelled tokens (so k micro-batches
-equal one batch k times larger), back-propagates, clips the gradient norm, sets every
-parameter group's lr to its base lr × ``lr_multiplier(s)`` and steps the optimiser.
+The recipe's method (:mod:`loralab.train.methods`) prepares the model; optimiser step s
+(0-based) collates the micro-batches ``BatchPlan.step(s)`` and hands them to a
+:class:`~loralab.train.step.TrainStep` (the recipe's objective, backward, clipping, lr schedule,
+optimiser step). Only the writing process (:mod:`loralab.process`) writes files and prints.
 
 Checkpoint ``step-N`` holds the state after N steps: trainable weights, optimiser, RNG states.
 The data position and the learning rate follow from N, so a resumed run repeats exactly
@@ -13,7 +13,6 @@ non-finite loss or gradient stops the run and keeps the last good checkpoint.
 
 from __future__ import annotations
 
-import math
 import random
 import shutil
 import time
@@ -22,17 +21,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
+from loralab.data.dataset import TokenizedDataset
 from loralab.errors import ConfigError, LoraLabError
-from loralab.models.precision import resolve_precision
+from loralab.eval import evaluate
+from loralab.eval.evaluate import twin_of
+from loralab.eval.report import results_table, to_json
+from loralab.eval.result import TaskResult
+from loralab.eval.tasks.registry import KINDS
+from loralab.eval.tasks.spec import parse_task
+from loralab.lora.report import trainable_parameters
+from loralab.models.precision import Precision, resolve_precision
+from loralab.process import current_role, say, show_progress
 from loralab.train import checkpoint as ckpt
 from loralab.train.batches import BatchPlan
-from loralab.train.loss import labelled_tokens, loss_sum
+from loralab.train.data_setup import training_set
 from loralab.train.memory import peak_memory_mb
-from loralab.train.model_setup import ADAPTER, autocast, base_model, make_trainable, trainable_named_parameters
-from loralab.train.recipe import Recipe, load_recipe
-from loralab.train.run_folder import RunFolder
+from loralab.train.model_setup import autocast, base_model, make_trainable, trainable_named_parameters
+from loralab.train.objectives import OBJECTIVES
+from loralab.train.optim import build_optimizer
+from loralab.train.recipe import Recipe
+from loralab.train.report import RunSummary, finish_report
+from loralab.train.runs import BEFORE, FINAL, RunFolder
 from loralab.train.schedules import lr_multiplier
+from loralab.train.step import EmptyStep, NonFiniteStep, StepResult, TrainStep
 
 
 class TrainingDiverged(LoraLabError):
@@ -53,38 +66,54 @@ class TrainResult:
 
 def train(recipe: Recipe, *, resume: bool = False, force: bool = False, progress: bool = True) -> TrainResult:
     """Run ``recipe`` into ``recipe.run_dir`` (``resume``: continue from its last checkpoint)."""
+    recipe.check_environment()
     run = RunFolder(recipe.run_dir)
     if resume:
-        if ckpt.latest_checkpoint(run.checkpoints) is None:
+        if run.latest_checkpoint() is None:
             raise ConfigError(f"cannot resume {run.path}: it has no complete checkpoint")
     elif run.recipe_file.exists():
         if not force:
             raise ConfigError(f"run folder {run.path} already exists: resume it with --resume {run.path}, "
                               f"choose another name (name=...) or replace it with --force")  # fmt: skip
-        shutil.rmtree(run.path)
+        if current_role().writes:
+            shutil.rmtree(run.path)
     return Trainer(recipe, run, progress).run(resume)
 
 
 def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> TrainResult:
     """Continue the run in ``run_dir`` from its newest checkpoint (overrides may e.g. raise max_steps)."""
     run = RunFolder.existing(run_dir)
-    recipe = load_recipe(run.recipe_file, overrides)
+    recipe = run.recipe(overrides)
     recipe = replace(recipe, output_dir=str(run.path.parent), name=run.path.name)
     return train(recipe, resume=True, progress=progress)
 
 
 class Trainer:
+    """Trains one recipe into one run folder; ``run(resume)`` does everything (see the module docstring)."""
+
     def __init__(self, recipe: Recipe, run: RunFolder, progress: bool) -> None:
         self.recipe = recipe
         self.run_folder = run
-        self.progress = progress
+        self.method = recipe.training_method
+        self.objective = OBJECTIVES[recipe.train.objective]
+        self.role = current_role()
+        self.progress = show_progress(progress)
+        self.completed = 0  # optimiser steps done so far (the state a checkpoint would hold)
+        # set by _setup:
+        self.model: torch.nn.Module
+        self.tokenizer: Any
+        self.device: torch.device
+        self.precision: Precision
+        self.eval_precision: Precision
+        self.dataset: TokenizedDataset
+        self.reference: torch.nn.Module | None
+        self.trainable: list[tuple[str, torch.nn.Parameter]]
+        self.plan: BatchPlan
+        self.total_steps: int
+        self.train_step: TrainStep
 
     # -- setup -----------------------------------------------------------------------------
     def _setup(self) -> None:
-        from loralab.data import PaddingCollator
-        from loralab.train.data_setup import training_set
-        from loralab.train.optim import build_optimizer
-
         recipe = self.recipe
         _seed_everything(recipe.train.seed)
         self.model, self.tokenizer = base_model(recipe)
@@ -92,22 +121,22 @@ class Trainer:
         self.precision = resolve_precision(recipe.train.precision, self.device)
         self.eval_precision = resolve_precision(recipe.eval.precision, self.device)
         self.dataset = training_set(recipe.data, self.tokenizer, recipe.train.seed)
-        self.collate = PaddingCollator.for_tokenizer(self.tokenizer)
+        self.collate = self.objective.collator(self.tokenizer)
         self.reference = self._reference_model()
         make_trainable(self.model, recipe)
         self.trainable = trainable_named_parameters(self.model)
-        self.optimizer = build_optimizer(self.model, recipe.optimizer)
-        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
-        self.plan = BatchPlan(len(self.dataset), recipe.train.micro_batch_size, recipe.train.grad_accum, recipe.train.seed)
+        optimizer = build_optimizer(self.model, recipe.optimizer)
+        self.plan = BatchPlan(len(self.dataset), recipe.train.micro_batch_size, recipe.train.grad_accum, recipe.train.seed,
+                              rank=self.role.rank, world_size=self.role.world_size)  # fmt: skip
         self.total_steps = self.plan.total_steps(recipe.train.epochs, recipe.train.max_steps)
-        self.schedule = lr_multiplier(recipe.train.schedule, self.total_steps, recipe.train.warmup_steps, recipe.train.min_lr_ratio)
+        schedule = lr_multiplier(recipe.train.schedule, self.total_steps, recipe.train.warmup_steps, recipe.train.min_lr_ratio)
+        self.train_step = TrainStep(self.model, self.objective, optimizer, schedule, recipe.train.max_grad_norm,
+                              autocast=lambda: autocast(self.precision.name, self.device))  # fmt: skip
 
-    def _reference_model(self):
+    def _reference_model(self) -> torch.nn.Module | None:
         """A frozen copy of the base for KL when there is no adapter to switch off (full fine-tuning)."""
-        from loralab.eval.tasks.spec import parse_task
-
-        kinds = {parse_task(t).kind for t in self.recipe.eval.tasks}
-        if self.recipe.uses_adapter or not kinds & {"source-kl", "kl"}:
+        compares = any(KINDS[parse_task(t).kind].compares_to_base for t in self.recipe.eval.tasks)
+        if self.method.uses_adapter or not compares:
             return None
         reference, _ = base_model(self.recipe)
         return reference.requires_grad_(False).eval()
@@ -117,62 +146,50 @@ class Trainer:
         started = time.perf_counter()
         self._setup()
         run, recipe = self.run_folder, self.recipe
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.recipe_file.write_text(recipe.to_yaml(), encoding="utf-8")
-        from loralab.lora.report import trainable_parameters
-
-        counts = trainable_parameters(self.model, verbose=False)
-        self.counts = counts
-        self.weight_memory = None
-        if recipe.method == "qlora":
-            from loralab.quant import weight_memory
-
-            self.weight_memory = weight_memory(self.model)
-            print(f"loralab: {self.weight_memory}")
+        if self.role.writes:
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.recipe_file.write_text(recipe.to_yaml(), encoding="utf-8")
         train_precision = self.precision.describe(recipe.train.precision)
         eval_precision = self.eval_precision.describe(recipe.eval.precision)
-        print(f"loralab: training and evaluation in {train_precision}" if train_precision == eval_precision
-              else f"loralab: training in {train_precision}; evaluation in {eval_precision}")  # fmt: skip
-        print(f"loralab: {recipe.method} on {recipe.model.name}: {counts}\nloralab: data: {self.dataset.stats.summary()}\n"
-              f"loralab: {self.total_steps} steps of {recipe.train.micro_batch_size}×{recipe.train.grad_accum} examples → {run.path}")  # fmt: skip
+        summary = RunSummary(recipe, run, trainable_parameters(self.model, verbose=False), self.dataset.stats.summary(),
+                             train_precision, self.method.notes(self.model))  # fmt: skip
+        for note in summary.notes:
+            say(f"loralab: {note}")
+        say(f"loralab: training and evaluation in {train_precision}" if train_precision == eval_precision
+            else f"loralab: training in {train_precision}; evaluation in {eval_precision}")  # fmt: skip
+        say(f"loralab: {recipe.method} on {recipe.model.name}: {summary.parameters}\nloralab: data: {summary.data}\n"
+            f"loralab: {self.total_steps} steps of {recipe.train.micro_batch_size}×{recipe.train.grad_accum} examples → {run.path}")  # fmt: skip
 
         start = 0
         before: list = []
         if resume:
-            start = self._restore(ckpt.latest_checkpoint(run.checkpoints))
-            before = _read_results(run.eval_file("before"))
-        else:
-            if recipe.eval.tasks and recipe.eval.before:
-                before = self._evaluate("before")
+            start = self._restore(run.latest_checkpoint())
+            before = run.evaluation(BEFORE)
+        elif recipe.eval.tasks and recipe.eval.before:
+            before = self._evaluate(BEFORE)
         losses = [r["loss"] for r in run.read_metrics()]
-        last_saved = start
-        step = start
         try:
             step = self._loop(start, losses)
         except KeyboardInterrupt:
-            step = self.completed
-            if step > last_saved:
-                path = self._checkpoint(step)
-                print(f"\nloralab: interrupted after step {step}; checkpoint {path.name} saved. "
-                      f"Continue with: loralab train --resume {run.path}")  # fmt: skip
+            if self.completed > start:
+                path = self._checkpoint(self.completed)
+                say(f"\nloralab: interrupted after step {self.completed}; checkpoint {path.name} saved. "
+                    f"Continue with: loralab train --resume {run.path}")  # fmt: skip
             else:
-                print(f"\nloralab: interrupted; the newest checkpoint is kept. Continue with: loralab train --resume {run.path}")
+                say(f"\nloralab: interrupted; the newest checkpoint is kept. Continue with: loralab train --resume {run.path}")
             raise
-        if step > _checkpoint_step(ckpt.latest_checkpoint(run.checkpoints)):
+        if step > _checkpoint_step(run.latest_checkpoint()):
             self._checkpoint(step)
-        self._save_final()
-        final = self._evaluate("final") if recipe.eval.tasks else []
+        if self.role.writes:
+            self.method.save_final(self.model, self.tokenizer, run)
+        final = self._evaluate(FINAL) if recipe.eval.tasks else []
         before = self._complete_before(before, final) if before else before
-        seconds = time.perf_counter() - started
-        result = TrainResult(run.path, step, seconds, losses, before, final)
-        from loralab.train.report import finish_report
-
-        finish_report(self, result)
+        result = TrainResult(run.path, step, time.perf_counter() - started, losses, before, final)
+        if self.role.writes:
+            finish_report(summary, result)
         return result
 
     def _loop(self, start: int, losses: list[float]) -> int:
-        from tqdm.auto import tqdm
-
         recipe, run = self.recipe, self.run_folder
         self.completed = start
         self.model.train()
@@ -181,7 +198,8 @@ class Trainer:
             for step in range(start, self.total_steps):
                 record = self._step(step)
                 losses.append(record["loss"])
-                run.append_metrics(record)
+                if self.role.writes:
+                    run.append_metrics(record)
                 self.completed = step + 1
                 bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{record['tokens_per_s']:.0f}")
                 bar.update(1)
@@ -196,48 +214,28 @@ class Trainer:
         return self.total_steps
 
     def _step(self, step: int) -> dict[str, Any]:
-        recipe = self.recipe
-        begin = time.perf_counter()
+        """Collate the step's micro-batches, run the step, and make its metrics record."""
         batches = [self.collate([self.dataset[i] for i in indices]) for indices in self.plan.step(step)]
-        total_tokens = sum(labelled_tokens(b) for b in batches)
-        if total_tokens == 0:
-            raise TrainingDiverged(f"step {step}: no labelled token in the batch (are all responses truncated away?)")
-        loss_total = 0.0
-        seen_tokens = 0
-        for batch in batches:
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            seen_tokens += int(batch["attention_mask"].sum())
-            with autocast(self.precision.name, self.device):
-                summed, _ = loss_sum(self.model, batch)
-            (summed / total_tokens).backward()
-            loss_total += float(summed.detach())
-        loss = loss_total / total_tokens
-        params = [p for _, p in self.trainable]
-        max_norm = recipe.train.max_grad_norm if recipe.train.max_grad_norm > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            self.optimizer.zero_grad(set_to_none=True)
-            latest = ckpt.latest_checkpoint(self.run_folder.checkpoints)
+        try:
+            done: StepResult = self.train_step(step, batches)
+        except EmptyStep as err:
+            raise TrainingDiverged(str(err)) from None
+        except NonFiniteStep as err:
+            latest = self.run_folder.latest_checkpoint()
             kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written yet"
-            raise TrainingDiverged(f"step {step + 1}: the {'loss' if not math.isfinite(loss) else 'gradient norm'} is "
-                                   f"{loss if not math.isfinite(loss) else grad_norm}; stopped ({kept}). "
-                                   f"Try a lower optimizer.lr or train.max_grad_norm.")  # fmt: skip
-        multiplier = self.schedule(step)
-        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base_lr * multiplier
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        seconds = time.perf_counter() - begin
+            raise TrainingDiverged(f"step {err.step + 1}: the {err.quantity} is {err.value}; stopped ({kept}). "
+                                   f"Try a lower optimizer.lr or train.max_grad_norm.") from None  # fmt: skip
         return {
             "step": step + 1,
             "epoch": round(self.plan.epoch_of(step + 1), 4),
-            "loss": loss,
-            "lr": self.recipe.optimizer.lr * multiplier,
-            "grad_norm": grad_norm,
-            "tokens": seen_tokens,
-            "labelled_tokens": total_tokens,
-            "tokens_per_s": seen_tokens / seconds,
-            "seconds": seconds,
+            "loss": done.loss,
+            **done.metrics,
+            "lr": self.recipe.optimizer.lr * done.lr_multiplier,
+            "grad_norm": done.grad_norm,
+            "tokens": done.tokens,
+            "labelled_tokens": done.normaliser,
+            "tokens_per_s": done.tokens / done.seconds,
+            "seconds": done.seconds,
             "peak_memory_mb": round(peak_memory_mb(self.device), 1),
         }
 
@@ -245,26 +243,20 @@ class Trainer:
     def _checkpoint(self, step: int) -> Path:
         state = {
             "step": step,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.train_step.optimizer.state_dict(),
             "rng": _rng_state(),
-            "identity": self._identity(),
+            "identity": self.method.identity(self.recipe),
         }
         tensors = {name: p.detach() for name, p in self.trainable}
-        write_extra = None
-        if self.recipe.uses_adapter:
-            from loralab.lora.io import save_adapter
-
-            write_extra = lambda folder: save_adapter(self.model, folder / "adapter", ADAPTER)  # noqa: E731
-        return ckpt.save_checkpoint(self.run_folder.checkpoints, step, tensors, state, self.recipe.train.keep_checkpoints, write_extra)
-
-    def _identity(self) -> dict[str, Any]:
-        """What a checkpoint must agree on with the recipe that resumes it."""
-        quant = self.recipe.to_dict()["quant"] if self.recipe.method == "qlora" else None
-        return {"method": self.recipe.method, "model": self.recipe.model.name, "quant": repr(quant)}
+        path = self.run_folder.checkpoints_dir / f"step-{step:08d}"
+        if self.role.writes:
+            path = ckpt.save_checkpoint(self.run_folder.checkpoints_dir, step, tensors, state, self.recipe.train.keep_checkpoints,
+                                        self.method.checkpoint_writer(self.model))  # fmt: skip
+        return path
 
     def _restore(self, path: Path) -> int:
         step, tensors, state = ckpt.load_checkpoint(path)
-        found, expected = state.get("identity", {}), self._identity()
+        found, expected = state.get("identity", {}), self.method.identity(self.recipe)
         for key in expected:
             if found.get(key) != expected[key]:
                 raise ConfigError(f"checkpoint {path} was written with {key} = {found.get(key)}, but the recipe now says "
@@ -276,41 +268,20 @@ class Trainer:
         with torch.no_grad():
             for name, param in self.trainable:
                 param.copy_(tensors[name])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.train_step.optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
-        self.run_folder.keep_metrics_until(step)
-        print(f"loralab: resumed from {path} (step {step} of {self.total_steps})")
+        if self.role.writes:
+            self.run_folder.keep_metrics_until(step)
+        say(f"loralab: resumed from {path} (step {step} of {self.total_steps})")
         return step
 
-    # -- outputs -------------------------------------------------------------------------------
-    def _save_final(self) -> None:
-        run = self.run_folder
-        if self.recipe.uses_adapter:
-            from loralab.lora.io import save_adapter
-
-            save_adapter(self.model, run.adapter, ADAPTER)
-        else:
-            from loralab.models.cache import atomic_save
-
-            def save(folder: Path) -> None:
-                self.model.save_pretrained(folder)
-                self.tokenizer.save_pretrained(folder)
-
-            atomic_save(save, run.model)
-
+    # -- evaluation -------------------------------------------------------------------------------
     def _evaluate(self, label: str) -> list:
-        from loralab.eval import evaluate
-        from loralab.eval.report import results_table, to_json
-        from loralab.eval.result import TaskResult
-        from loralab.eval.evaluate import twin_of
-        from loralab.eval.tasks.registry import KINDS
-        from loralab.eval.tasks.spec import parse_task
-
         config = self.recipe.eval
         tasks = list(config.tasks)
         kl_tasks = [t for t in tasks if KINDS[parse_task(t).kind].compares_to_base]
         skipped: list[str] = []
-        if label == "before" and self.recipe.uses_adapter:
+        if label == BEFORE and self.method.uses_adapter:
             # Before training an adapter is exactly zero (B·A = 0): KL to the base is exactly 0, and the base's
             # perplexity on the KL text comes with the final KL pass, whose base side is this very model.
             skipped = kl_tasks + [t for t in tasks if t in {twin_of(k) for k in kl_tasks}]
@@ -322,41 +293,28 @@ class Trainer:
                                    seed=config.seed, reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
         results += [TaskResult(t, "kl_to_base", 0.0, 0.0, 0, 0.0, "source", False, {"exact": "the adapter starts at B·A = 0"})
                     for t in kl_tasks if t in skipped]  # fmt: skip
-        self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
-        to_json(results, self.run_folder.eval_file(label), variant=label)
+        if self.role.writes:
+            self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
+            to_json(results, self.run_folder.eval_file(label), variant=label)
         deferred = [t for t in skipped if t not in kl_tasks]
-        print(f"\nevaluation ({label}):\n{results_table(results)}"
-              + (f"\n({', '.join(deferred)} of the base: with the final KL pass)" if deferred else ""))  # fmt: skip
+        say(f"\nevaluation ({label}):\n{results_table(results)}"
+            + (f"\n({', '.join(deferred)} of the base: with the final KL pass)" if deferred else ""))  # fmt: skip
         return results
 
     def _complete_before(self, before: list, final: list) -> list:
         """Add to the before-training results what the final KL pass measured on the base (its perplexity)."""
-        from loralab.eval.report import to_json
-        from loralab.eval.result import TaskResult
-
         have = {r.task for r in before}
         added = [TaskResult(**r.details["base_perplexity"]) for r in final
                  if "base_perplexity" in r.details and r.details["base_perplexity"]["task"] not in have]  # fmt: skip
         if added:
             before = before + added
-            to_json(before, self.run_folder.eval_file("before"), variant="before")
+            if self.role.writes:
+                to_json(before, self.run_folder.eval_file(BEFORE), variant=BEFORE)
         return before
 
 
 def _checkpoint_step(path: Path | None) -> int:
     return int(path.name.split("-")[1]) if path is not None else 0
-
-
-def _read_results(path: Path) -> list:
-    import json
-
-    from loralab.eval.result import TaskResult
-
-    if not path.is_file():
-        return []
-    records = json.loads(path.read_text(encoding="utf-8"))
-    fields = TaskResult.__dataclass_fields__
-    return [TaskResult(**{k: v for k, v in r.items() if k in fields}) for r in records]
 
 
 def _seed_everything(seed: int) -> None:

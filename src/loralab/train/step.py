@@ -1,0 +1,99 @@
+"""One optimiser step: micro-batches → objective → backward → clip → schedule → optimiser step.
+
+For micro-batches b_1 … b_k with loss sums ℓ_i and normalisers n_i (see
+:mod:`loralab.train.objectives`), the step back-propagates Σ ℓ_i / Σ n_i, micro-batch by
+micro-batch, clips the global gradient norm to ``max_grad_norm``, sets each parameter group's
+lr to its base lr × ``schedule(step)`` and steps the optimiser. A non-finite loss or gradient
+norm raises :class:`NonFiniteStep` with the gradients cleared and the weights untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from loralab.errors import LoraLabError
+from loralab.train.objectives import Objective
+
+
+class NonFiniteStep(LoraLabError):
+    """The loss or the gradient norm of a step is NaN or infinite; nothing was updated."""
+
+    def __init__(self, step: int, quantity: str, value: float) -> None:
+        super().__init__(f"step {step + 1}: the {quantity} is {value}")
+        self.step, self.quantity, self.value = step, quantity, value
+
+
+class EmptyStep(LoraLabError):
+    """No micro-batch of the step has anything to learn from (normaliser 0)."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did: the normalised loss, the gradient norm before clipping, the lr multiplier
+    used, the normaliser and input tokens it covered, its normalised metrics and its wall time."""
+
+    loss: float
+    grad_norm: float
+    lr_multiplier: float
+    normaliser: int
+    tokens: int
+    metrics: dict[str, float]
+    seconds: float
+
+
+class TrainStep:
+    """Callable ``step(s, batches)``; build it before restoring an optimiser state (it keeps the base lrs)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        optimizer: torch.optim.Optimizer,
+        schedule: Callable[[int], float],
+        max_grad_norm: float = 1.0,
+        autocast: Callable[[], object] | None = None,
+    ) -> None:
+        self.model, self.objective, self.optimizer, self.schedule = model, objective, optimizer, schedule
+        self.max_grad_norm = max_grad_norm if max_grad_norm > 0 else math.inf
+        self.autocast = autocast
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.device = next(model.parameters()).device
+
+    def __call__(self, step: int, batches: list[dict[str, torch.Tensor]]) -> StepResult:
+        begin = time.perf_counter()
+        total = sum(self.objective.normaliser(batch) for batch in batches)
+        if total == 0:
+            raise EmptyStep(f"step {step + 1}: nothing to learn from in the batch (are all responses truncated away?)")
+        loss_sum, metric_sums, tokens = 0.0, {}, 0
+        for batch in batches:
+            batch = {key: value.to(self.device) for key, value in batch.items()}
+            if "attention_mask" in batch:
+                tokens += int(batch["attention_mask"].sum())
+            with (self.autocast or nullcontext)():
+                out = self.objective(self.model, batch)
+            (out.loss_sum / total).backward()
+            loss_sum += float(out.loss_sum.detach())
+            for key, value in out.metrics.items():
+                metric_sums[key] = metric_sums.get(key, 0.0) + float(value)
+        loss = loss_sum / total
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            quantity, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
+            raise NonFiniteStep(step, quantity, value)
+        multiplier = self.schedule(step)
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base_lr * multiplier
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics = {key: value / total for key, value in metric_sums.items()}
+        return StepResult(loss, grad_norm, multiplier, total, tokens, metrics, time.perf_counter() - begin)
+
