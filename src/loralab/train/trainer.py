@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -106,6 +106,7 @@ class Trainer:
         self.precision: Precision
         self.eval_precision: Precision
         self.dataset: TokenizedDataset
+        self.collate: Callable[[list], dict[str, torch.Tensor]]
         self.reference: torch.nn.Module | None
         self.trainable: list[tuple[str, torch.nn.Parameter]]
         self.plan: BatchPlan
@@ -178,7 +179,8 @@ class Trainer:
             else:
                 say(f"\nloralab: interrupted; the newest checkpoint is kept. Continue with: loralab train --resume {run.path}")
             raise
-        if step > _checkpoint_step(run.latest_checkpoint()):
+        saved = run.checkpoints()
+        if step > (saved[-1][0] if saved else 0):
             self._checkpoint(step)
         if self.role.writes:
             self.method.save_final(self.model, self.tokenizer, run)
@@ -311,10 +313,6 @@ class Trainer:
             if self.role.writes:
                 to_json(before, self.run_folder.eval_file(BEFORE), variant=BEFORE)
         return before
-
-
-def _checkpoint_step(path: Path | None) -> int:
-    return int(path.name.split("-")[1]) if path is not None else 0
 
 
 def _seed_everything(seed: int) -> None:
