@@ -15,6 +15,10 @@ class ConfigError(LoraLabError, ValueError):
     """A configuration field has an invalid value."""
 
 
+class NoTargetsError(ConfigError):
+    """A LoRA config's ``target_modules`` selects no module of the model."""
+
+
 class AdapterMismatchError(LoraLabError):
     """An adapter does not fit the model it is applied to."""
 

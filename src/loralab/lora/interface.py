@@ -57,3 +57,16 @@ def adapter_modules(model: nn.Module) -> Iterator[tuple[str, AdapterModule]]:
     for path, module in model.named_modules():
         if isinstance(module, AdapterModule):
             yield path, module
+
+
+def strip_wrappers(model: nn.Module) -> nn.Module:
+    """Replace every AdapterModule by ``unwrap()`` (in place; also returned).
+
+    What stays in the weights is whatever is merged at that moment: call ``merge`` or ``unmerge``
+    first (``loralab.unload`` does).
+    """
+    for path, module in list(adapter_modules(model)):
+        parent_path, _, attr = path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        setattr(parent, attr, module.unwrap())
+    return model

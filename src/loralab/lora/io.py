@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from loralab.errors import AdapterFileError, AdapterMismatchError, ConfigError
+from loralab.errors import AdapterFileError, AdapterMismatchError, NoTargetsError
 from loralab.lora.config import ALL_LINEAR, LoraConfig
 from loralab.lora.inject import apply_plan, plan_adapter
 from loralab.lora.interface import adapter_modules
@@ -144,10 +144,8 @@ def load_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     config, modules, extra = read_adapter(folder)
     try:
         targets, copies = plan_adapter(model, config.lora, name)
-    except ConfigError as err:
-        if "matches no module" in str(err):
-            raise AdapterMismatchError(f"adapter {folder} does not fit this model (another base?): {err}") from None
-        raise
+    except NoTargetsError as err:
+        raise AdapterMismatchError(f"adapter {folder} does not fit this model (another base?): {err}") from None
     by_path = {t.path: t for t in targets}
     missing, unexpected = sorted(set(by_path) - set(modules)), sorted(set(modules) - set(by_path))
     if missing or unexpected:

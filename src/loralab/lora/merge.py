@@ -1,16 +1,15 @@
-"""Merging adapters into weights: in a live model, out of it, and over a plain state dict."""
+"""Merging adapters into the weights of a live model, and taking them out (``unload``: the plain model).
+
+Merging an adapter folder into a plain state dict, with no model: :mod:`loralab.lora.merge_file`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
-import torch
 from torch import nn
 
-from loralab.errors import AdapterMismatchError
-from loralab.lora.delta import delta_weight
-from loralab.lora.interface import adapter_modules
+from loralab.lora.interface import adapter_modules, strip_wrappers
 from loralab.lora.layers import LoraLayer
 from loralab.lora.registry import drop_registry, registry, require_adapter
 
@@ -50,12 +49,11 @@ def unload(model: nn.Module, merge: bool = True) -> nn.Module:
         merge_active(model)
     else:
         unmerge(model)
-    for path, module in list(adapter_modules(model)):
-        if not isinstance(module, LoraLayer) and not merge:
-            module.set_active(())
-        parent_path, _, attr = path.rpartition(".")
-        parent = model.get_submodule(parent_path) if parent_path else model
-        setattr(parent, attr, module.unwrap())
+    if not merge:
+        for _, module in adapter_modules(model):
+            if not isinstance(module, LoraLayer):
+                module.set_active(())  # a trainable copy unwraps to the original
+    strip_wrappers(model)
     drop_registry(model)
     return model
 
@@ -67,39 +65,3 @@ def _names(model: nn.Module, names: str | Sequence[str] | None) -> tuple[str, ..
     for name in names:
         require_adapter(model, name)
     return names
-
-
-def merge_state_dict(
-    base_state_dict: Mapping[str, torch.Tensor], adapter: str | Path
-) -> dict[str, torch.Tensor]:
-    """A new state dict with the adapter folder's update merged in; the input is not modified.
-
-    For each adapted module at path p: ``p.weight`` ← W + ΔW with ΔW = ``delta_weight(A, B,
-    scale)`` (transposed for embeddings and fan-in-fan-out layers), and biases and
-    ``modules_to_save`` weights saved with the adapter replace the base's.
-    """
-    from loralab.lora.io import read_adapter  # io imports this module's siblings
-
-    config, modules, extra = read_adapter(adapter)
-    merged = dict(base_state_dict)
-    for path, factors in modules.items():
-        key = f"{path}.weight"
-        if key not in merged:
-            raise AdapterMismatchError(f"the adapter has {path} but the state dict has no {key}")
-        A, B = factors.A, factors.B
-        r = config.lora.rank_for(path)
-        if A.shape[0] != r:
-            raise AdapterMismatchError(f"{path}: lora_A has rank {A.shape[0]} but the config gives r={r}")
-        transposed = factors.embedding or config.fan_in_fan_out
-        W = merged[key]
-        delta = delta_weight(A, B, config.lora.scale_for(path), transposed)
-        if tuple(W.shape) != tuple(delta.shape):
-            raise AdapterMismatchError(f"{path}: update has shape {tuple(delta.shape)} but {key} is {tuple(W.shape)}")
-        merged[key] = (W.to(torch.float32) + delta).to(W.dtype)
-    for key, value in extra.items():
-        if key not in merged:
-            raise AdapterMismatchError(f"the adapter saves {key}, which the state dict does not have")
-        if tuple(merged[key].shape) != tuple(value.shape):
-            raise AdapterMismatchError(f"{key}: adapter has {tuple(value.shape)}, state dict has {tuple(merged[key].shape)}")
-        merged[key] = value.to(merged[key].dtype)
-    return merged

@@ -7,7 +7,7 @@ from typing import Iterator, Sequence
 
 from torch import nn
 
-from loralab.lora.interface import adapter_modules
+from loralab.lora.interface import adapter_modules, strip_wrappers
 from loralab.lora.layers import LoraLayer
 from loralab.lora.registry import drop_registry, registry, require_adapter
 
@@ -92,10 +92,8 @@ def delete_adapter(model: nn.Module, name: str) -> None:
     reg = registry(model)
     del reg.configs[name]
     reg.active = tuple(n for n in reg.active if n != name)
-    if not reg.configs:
+    if not reg.configs:  # no adapters left (none merged: each was unmerged as it went): the plain model again
         drop_registry(model)
-        from loralab.lora.merge import unload  # no adapters left: the plain model again
-
-        unload(model, merge=False)
+        strip_wrappers(model)
     else:
         refresh_trainable(model)

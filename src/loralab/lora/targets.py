@@ -1,4 +1,9 @@
-"""Which modules an adapter goes on, and which LoRA layer wraps each base type."""
+"""Which modules an adapter goes on, and which LoRA layer wraps each base type.
+
+The dispatch table maps base module types to LoRA wrappers. Layers defined above ``lora``
+(``quant.NF4Linear``) add themselves with :func:`register_lora_layer` when their module is
+imported, so that ``lora`` never imports them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Iterator
 
 from torch import nn
 
-from loralab.errors import ConfigError
+from loralab.errors import ConfigError, NoTargetsError
 from loralab.lora.config import ALL_LINEAR, LoraConfig, matches_selector
 from loralab.lora.interface import AdapterModule
 from loralab.lora.layers import LoraConv1D, LoraEmbedding, LoraLayer, LoraLinear
@@ -22,24 +27,29 @@ def _conv1d_type() -> type | None:
     return Conv1D
 
 
-def _nf4_linear_type() -> type:
-    from loralab.quant.nf4_linear import NF4Linear  # imported late: loralab.quant imports this module
+#: base module type → LoRA wrapper, first match wins (see ``register_lora_layer``)
+_DISPATCH: list[tuple[type, type[LoraLayer]]] = [(nn.Linear, LoraLinear), (nn.Embedding, LoraEmbedding)]
+if _conv1d_type() is not None:
+    _DISPATCH.append((_conv1d_type(), LoraConv1D))
 
-    return NF4Linear
+
+def register_lora_layer(base_type: type, wrapper: type[LoraLayer]) -> None:
+    """Let LoRA wrap modules of ``base_type`` (and subclasses) with ``wrapper``; registering again replaces."""
+    _DISPATCH[:] = [(t, w) for t, w in _DISPATCH if t is not base_type]
+    _DISPATCH.insert(0, (base_type, wrapper))
 
 
 def lora_layer_type(module: nn.Module) -> type[LoraLayer] | None:
-    """The dispatch table: base module type → LoRA wrapper (None: not supported)."""
-    table: list[tuple[type | None, type[LoraLayer]]] = [
-        (nn.Linear, LoraLinear),
-        (_nf4_linear_type(), LoraLinear),  # QLoRA: a 4-bit base (in_features/out_features as nn.Linear)
-        (_conv1d_type(), LoraConv1D),
-        (nn.Embedding, LoraEmbedding),
-    ]
-    for base_type, wrapper in table:
-        if base_type is not None and isinstance(module, base_type):
+    """The LoRA wrapper for ``module``'s type (None: not supported)."""
+    for base_type, wrapper in _DISPATCH:
+        if isinstance(module, base_type):
             return wrapper
     return None
+
+
+def supported_types() -> list[str]:
+    """Names of the base types LoRA can wrap (for error messages)."""
+    return [base_type.__name__ for base_type, _ in _DISPATCH]
 
 
 def is_linear(module: nn.Module) -> bool:
@@ -108,12 +118,12 @@ def resolve_targets(model: nn.Module, config: LoraConfig) -> list[Target]:
         targets.append(Target(path, module, config.rank_for(path), config.scale_for(path)))
     if unsupported:
         raise ConfigError(
-            "target_modules selects modules LoRA cannot wrap (supported: Linear, NF4Linear, GPT-2 Conv1D, Embedding): "
+            f"target_modules selects modules LoRA cannot wrap (supported: {', '.join(supported_types())}): "
             + ", ".join(unsupported[:8])
             + (" ..." if len(unsupported) > 8 else "")
         )
     if not targets:
-        raise ConfigError(
+        raise NoTargetsError(
             f"target_modules={_show(config.target_modules)} matches no module"
             + (f" in layers {list(config.layers)}" if config.layers is not None else "")
             + f". The model's linear modules are: {', '.join(linear_module_names(model))}"

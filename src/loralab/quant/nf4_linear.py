@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from loralab.errors import ConfigError
+from loralab.lora.layers import LoraLinear
+from loralab.lora.targets import register_lora_layer
 from loralab.quant.blockwise import dequantize_nf4, quantize_nf4
 from loralab.quant.config import QuantConfig
 from loralab.quant.double_quant import dequantize_scales, quantize_scales
@@ -128,3 +130,7 @@ class NF4Linear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
             f"nf4 block={self.block_size}, {scales}, compute={str(self.compute_dtype).replace('torch.', '')}"
         )
+
+
+# QLoRA: LoRA wraps a 4-bit base like an nn.Linear (same in_features / out_features)
+register_lora_layer(NF4Linear, LoraLinear)

@@ -1,0 +1,46 @@
+"""``merge_state_dict``: an adapter folder merged into a plain state dict, with no model built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from loralab.errors import AdapterMismatchError
+from loralab.lora.delta import delta_weight
+from loralab.lora.io import read_adapter
+
+
+def merge_state_dict(
+    base_state_dict: Mapping[str, torch.Tensor], adapter: str | Path
+) -> dict[str, torch.Tensor]:
+    """A new state dict with the adapter folder's update merged in; the input is not modified.
+
+    For each adapted module at path p: ``p.weight`` ← W + ΔW with ΔW = ``delta_weight(A, B,
+    scale)`` (transposed for embeddings and fan-in-fan-out layers), and biases and
+    ``modules_to_save`` weights saved with the adapter replace the base's.
+    """
+    config, modules, extra = read_adapter(adapter)
+    merged = dict(base_state_dict)
+    for path, factors in modules.items():
+        key = f"{path}.weight"
+        if key not in merged:
+            raise AdapterMismatchError(f"the adapter has {path} but the state dict has no {key}")
+        A, B = factors.A, factors.B
+        r = config.lora.rank_for(path)
+        if A.shape[0] != r:
+            raise AdapterMismatchError(f"{path}: lora_A has rank {A.shape[0]} but the config gives r={r}")
+        transposed = factors.embedding or config.fan_in_fan_out
+        W = merged[key]
+        delta = delta_weight(A, B, config.lora.scale_for(path), transposed)
+        if tuple(W.shape) != tuple(delta.shape):
+            raise AdapterMismatchError(f"{path}: update has shape {tuple(delta.shape)} but {key} is {tuple(W.shape)}")
+        merged[key] = (W.to(torch.float32) + delta).to(W.dtype)
+    for key, value in extra.items():
+        if key not in merged:
+            raise AdapterMismatchError(f"the adapter saves {key}, which the state dict does not have")
+        if tuple(merged[key].shape) != tuple(value.shape):
+            raise AdapterMismatchError(f"{key}: adapter has {tuple(value.shape)}, state dict has {tuple(merged[key].shape)}")
+        merged[key] = value.to(merged[key].dtype)
+    return merged
