@@ -65,8 +65,8 @@ def test_merged_layer_costs_the_base_layer_only():
     layer = _layer("linear")
     layer.merge(["a"])
     calls = []
-    orig = layer.adapter_delta_output
-    layer.adapter_delta_output = lambda *a: calls.append(1) or orig(*a)
+    orig = layer.low_rank_output
+    layer.low_rank_output = lambda *a: calls.append(1) or orig(*a)
     layer(torch.randn(2, 6))
     assert calls == []
 

@@ -2,9 +2,11 @@
 the quickstart runs end to end on a small budget."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from loralab.cli import main
@@ -114,3 +116,28 @@ def test_the_quickstart_on_a_small_budget_runs_end_to_end(tmp_path, capsys):
     report = (run_dir / "report.md").read_text()
     assert "LEARNED" in report and "FORGOTTEN" in report
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_the_dora_variant_of_the_quickstart_trains_on_smollm2(tmp_path):
+    """``lora.use_dora=true``: the magnitude vectors are saved in PEFT's layout and have moved from ‖W‖."""
+    from safetensors.torch import load_file
+
+    from loralab.models import load_model
+
+    overrides = ["lora.use_dora=true", "train.max_steps=3", "train.micro_batch_size=2", "data.examples=8",
+                 "eval.tasks=[]", "optimizer.lr=1e-2", f"output_dir={tmp_path}", "name=dora", "--no-progress"]  # fmt: skip
+    assert main(["train", "recipes/quickstart.yaml", *overrides]) == 0
+    run_dir = tmp_path / "dora"
+    config = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    assert config["use_dora"] is True
+    tensors = load_file(str(run_dir / "adapter" / "adapter_model.safetensors"))
+    magnitudes = {k: v for k, v in tensors.items() if "lora_magnitude_vector" in k}
+    assert len(magnitudes) == sum("lora_A" in k for k in tensors) > 0
+    base, _ = load_model("smollm2-135m-instruct")
+    key = next(k for k in magnitudes if "q_proj" in k)
+    path = key.removeprefix("base_model.model.").split(".lora_magnitude_vector")[0]
+    norm = base.get_submodule(path).weight.detach().norm(dim=1)  # ‖W‖ per output row, the magnitude's start
+    assert magnitudes[key].shape == norm.shape and not torch.allclose(magnitudes[key], norm)
+    losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)

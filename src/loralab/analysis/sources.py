@@ -28,7 +28,12 @@ from loralab.analysis.errors import AnalysisError
 from loralab.errors import LoraLabError
 from loralab.linalg import thin_svd_of_product
 from loralab.lora.delta import delta_weight
+from loralab.lora.io import read_adapter
+from loralab.lora.layers import LoraConv1D, LoraEmbedding, LoraLinear
+from loralab.lora.targets import base_modules, block_index, lora_layer_type, output_head_paths
+from loralab.lora.variants import VARIANTS
 from loralab.models.bundled import is_bundled_name
+from loralab.models.load import load_model, weights_folder
 from loralab.train.methods import METHODS
 from loralab.train.runs import RunFolder
 
@@ -152,6 +157,32 @@ Update = LowRankUpdate | DenseUpdate
 
 
 @dataclass(frozen=True)
+class VariantUpdate:
+    """An adapter whose ΔW depends on W (DoRA): W' = the variant's merged weight, ΔW = W' − W, dense."""
+
+    A: torch.Tensor
+    B: torch.Tensor
+    scale: float
+    variant: str
+    params: dict
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.B.shape[0], self.A.shape[1])
+
+    def for_base(self, W: torch.Tensor) -> DenseUpdate:
+        """ΔW = W' − W for the base weight W (d_out, d_in), float32."""
+        delta = delta_weight(self.A.float(), self.B.float(), self.scale)
+        merged, _ = VARIANTS[self.variant].merged_weight(W.float(), delta, {k: v.float() for k, v in self.params.items()})
+        return DenseUpdate(merged - W.float())
+
+
+def _for_base(update, W_of) -> Update:
+    """The update as analysed: low-rank ones as they are; one that depends on W gets it from ``W_of()``."""
+    return update.for_base(W_of()) if isinstance(update, VariantUpdate) else update
+
+
+@dataclass(frozen=True)
 class Matrix:
     """One module: its base weight W (d_out, d_in), float32, and its update."""
 
@@ -236,8 +267,6 @@ class BaseWeights:
     def _load(self) -> None:
         if self._kinds is not None:
             return
-        from loralab.models.load import load_model, weights_folder
-
         folder = weights_folder(self.name)
         if folder is not None:
             from transformers import AutoConfig, AutoModelForCausalLM
@@ -283,9 +312,6 @@ class BaseWeights:
 
 
 def _module_kinds(model: torch.nn.Module) -> dict[str, str]:
-    from loralab.lora.layers import LoraConv1D, LoraEmbedding, LoraLinear
-    from loralab.lora.targets import base_modules, lora_layer_type, output_head_paths
-
     heads = output_head_paths(model)
     names = {LoraLinear: "linear", LoraConv1D: "conv1d", LoraEmbedding: "embedding"}
     kinds = {}
@@ -341,7 +367,7 @@ class RunState:
 
     def update(self, path: str) -> Update:
         if self._lora is not None:
-            return self._lora[path]
+            return _for_base(self._lora[path], lambda: self.base.weight(path))
         return self._dense_update(path, self.base.weight(path))
 
     def _dense_update(self, path: str, W: torch.Tensor) -> DenseUpdate:
@@ -354,7 +380,7 @@ class RunState:
     def matrix(self, path: str) -> Matrix:
         W = self.base.weight(path)
         if self._lora is not None:
-            update = self._lora[path]
+            update = _for_base(self._lora[path], lambda: W)
             _check_shape(path, update.shape, W, self.base.name)
             return Matrix(path, W, update)
         return Matrix(path, W, self._dense_update(path, W))
@@ -365,17 +391,21 @@ class RunState:
             yield self.matrix(path)
 
 
-def _read_updates(folder: Path) -> dict[str, LowRankUpdate]:
-    """ΔW = scale · B A of every module of a PEFT-format adapter folder."""
-    from loralab.lora.io import read_adapter
-
+def _read_updates(folder: Path) -> dict[str, LowRankUpdate | VariantUpdate]:
+    """The update of every module of a PEFT-format adapter folder: ΔW = scale · B A for plain LoRA; for a
+    variant with its own tensors (DoRA), what it needs to form ΔW once W is known."""
     try:
         file_config, factors, _ = read_adapter(folder)
     except LoraLabError as err:
         raise AnalysisError(str(err)) from None
     if not factors:
         raise AnalysisError(f"the adapter {folder} holds no LoRA factors")
-    return {p: LowRankUpdate(f.A, f.B, file_config.lora.scale_for(p)) for p, f in factors.items()}
+    variant = VARIANTS[file_config.lora.variant]
+    if not variant.file_keys:
+        return {p: LowRankUpdate(f.A, f.B, file_config.lora.scale_for(p)) for p, f in factors.items()}
+    return {p: VariantUpdate(f.A, f.B, file_config.lora.scale_for(p), variant.name,
+                             {param: f.variant_tensors[key] for param, key in variant.file_keys.items()})
+            for p, f in factors.items()}  # fmt: skip
 
 
 def _check_shape(path: str, shape: tuple[int, int], W: torch.Tensor, base: str) -> None:
@@ -411,8 +441,6 @@ def module_type(path: str) -> str:
 
 def layer_index(path: str) -> int | None:
     """The block the module belongs to (the first integer in its path), or None."""
-    from loralab.lora.targets import block_index
-
     return block_index(path)
 
 

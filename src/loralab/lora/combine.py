@@ -50,6 +50,11 @@ def combine_adapters(
         raise ConfigError(f"svd_rank must be an integer ≥ 1, got {svd_rank!r}")
 
     layers = [(p, l) for p, l in adapter_modules(model) if isinstance(l, LoraLayer) and set(names) & set(l.adapter_names())]
+    for path, layer in layers:
+        for held in set(names) & set(layer.adapter_names()):
+            if not layer.variant(held).combinable:
+                raise ConfigError(f"adapter {held!r} is a {layer.variant(held).name} adapter, whose update is not a sum of "
+                                  "low-rank products: combine_adapters cannot combine it exactly (merge it instead)")  # fmt: skip
     factors = {}
     for path, layer in layers:
         held = [(n, w) for n, w in zip(names, weights) if n in layer.specs]
@@ -68,7 +73,7 @@ def combine_adapters(
     for path, layer in layers:
         A, B = factors[path]
         layer.add(name, AdapterSpec(A.shape[0], 1.0, layer.specs[names[0]].dropout if names[0] in layer.specs else 0.0))
-        layer.load_adapter_state(name, dict(zip(layer.file_keys, (A, B))))
+        layer.load_adapter_state(name, dict(zip(layer.layout.keys, (A, B))))
     registry(model).configs[name] = config
     refresh_trainable(model)
     return name

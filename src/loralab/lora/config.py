@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from loralab.errors import ConfigError
-from loralab.lora.variants import INIT_SCHEMES, SCALING_RULES
+from loralab.lora.variants import INIT_SCHEMES, SCALING_RULES, VARIANTS
 
 ALL_LINEAR = "all-linear"
 BIAS_MODES = ("none", "all", "lora_only")
@@ -64,13 +64,15 @@ class LoraConfig:
     a regex over the full path, or ``"all-linear"`` (every Linear/Conv1D but the output
     head). ``exclude_modules`` removes paths the same way; ``layers`` keeps only modules of
     these block indices (the first integer in the path). ``rank_pattern`` / ``alpha_pattern``
-    map regexes (matched on a path suffix) to per-module r / alpha.
+    map regexes (matched on a path suffix) to per-module r / alpha. ``use_dora`` selects DoRA
+    (Liu et al. 2024; :mod:`loralab.lora.variants.dora`), a learned magnitude per output channel.
     """
 
     r: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
     rslora: bool = False
+    use_dora: bool = False
     init: str = "kaiming"
     target_modules: str | tuple[str, ...] = ALL_LINEAR
     exclude_modules: str | tuple[str, ...] | None = None
@@ -86,8 +88,9 @@ class LoraConfig:
         _check_alpha(self.alpha, "alpha")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.rslora, bool):
-            raise ConfigError(f"rslora must be true or false, got {self.rslora!r}")
+        for flag in ("rslora", "use_dora"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
         if self.init not in INIT_SCHEMES:
             raise ConfigError(f"init must be one of {sorted(INIT_SCHEMES)}, got {self.init!r}")
         if self.bias not in BIAS_MODES:
@@ -115,6 +118,12 @@ class LoraConfig:
         if self.modules_to_save is not None:
             names = _as_names(self.modules_to_save, "modules_to_save")
             set_("modules_to_save", (names,) if isinstance(names, str) else names)
+
+    @property
+    def variant(self) -> str:
+        """The variant this config selects (a key of ``VARIANTS``): the one whose flag is set, else plain LoRA."""
+        chosen = [v.name for v in VARIANTS.values() if v.config_field and getattr(self, v.config_field)]
+        return chosen[0] if chosen else "lora"
 
     # -- per-module values -------------------------------------------------------------
     def rank_for(self, path: str) -> int:

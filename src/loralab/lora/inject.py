@@ -47,7 +47,7 @@ def plan_adapter(model: nn.Module, config: LoraConfig, name: str) -> tuple[list[
 def apply_plan(model: nn.Module, config: LoraConfig, name: str, targets: list[Target], copies: list[str]) -> None:
     for target in targets:
         layer = _wrapped(model, target.path, lora_layer_type(target.base))
-        layer.add(name, AdapterSpec(target.r, target.scale, config.dropout, config.init))
+        layer.add(name, AdapterSpec(target.r, target.scale, config.dropout, config.init, config.variant))
     for path in copies:
         _wrapped(model, path, TrainableCopy).add(name)
     reg = registry(model, create=True)

@@ -21,28 +21,31 @@ from loralab.errors import AdapterFileError, AdapterMismatchError, NoTargetsErro
 from loralab.lora.config import ALL_LINEAR, LoraConfig
 from loralab.lora.inject import apply_plan, plan_adapter
 from loralab.lora.interface import adapter_modules
-from loralab.lora.layers import LoraConv1D, LoraLayer
-from loralab.lora.peft_format import (
-    CONFIG_NAME,
-    KEY_PREFIX,
-    WEIGHTS_NAME,
-    AdapterFileConfig,
-    config_from_peft,
-    config_to_peft,
-    module_key_split,
-)
+from loralab.lora.layers import LoraLayer
+from loralab.lora.layout import FactorLayout, file_layout, split_key
+from loralab.lora.peft_format import CONFIG_NAME, KEY_PREFIX, WEIGHTS_NAME, AdapterFileConfig, config_from_peft, config_to_peft
 from loralab.lora.registry import require_adapter
 from loralab.lora.switching import trainable_biases
 from loralab.lora.targets import base_modules, lora_layer_type
+from loralab.lora.variants import VARIANTS
+
+#: file keys of every variant's own tensors (DoRA's lora_magnitude_vector)
+_VARIANT_KEYS = tuple(key for variant in VARIANTS.values() for key in variant.file_keys.values())
 
 
 @dataclass(frozen=True)
 class Factors:
-    """One module's factors from a file: A: (r, d_in), B: (d_out, r)."""
+    """One module's tensors from a file: A: (r, d_in), B: (d_out, r), their layout, and the variant's
+    own tensors by file key (``variant_tensors``, e.g. DoRA's magnitude (d_out,))."""
 
     A: torch.Tensor
     B: torch.Tensor
-    embedding: bool
+    layout: FactorLayout
+    variant_tensors: dict[str, torch.Tensor]
+
+    def file_tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor by its file key, as ``LoraLayer.load_adapter_state`` takes them."""
+        return {self.layout.key_A: self.A, self.layout.key_B: self.B, **self.variant_tensors}
 
 
 def read_adapter(folder: str | Path) -> tuple[AdapterFileConfig, dict[str, Factors], dict[str, torch.Tensor]]:
@@ -79,18 +82,20 @@ def read_adapter(folder: str | Path) -> tuple[AdapterFileConfig, dict[str, Facto
     extra: dict[str, torch.Tensor] = {}
     for key, tensor in tensors.items():
         key = key[len(KEY_PREFIX):] if key.startswith(KEY_PREFIX) else key
-        split = module_key_split(key)
+        split = split_key(key, _VARIANT_KEYS)
         if split is None:
             extra[key.replace(".base_layer.", ".")] = tensor
         else:
             parts.setdefault(split[0], {})[split[1]] = tensor
     modules = {}
+    variant = VARIANTS[config.lora.variant]
     for path, found in parts.items():
-        embedding = "lora_embedding_A" in found or "lora_embedding_B" in found
-        key_A, key_B = ("lora_embedding_A", "lora_embedding_B") if embedding else ("lora_A.weight", "lora_B.weight")
-        if key_A not in found or key_B not in found:
-            raise AdapterFileError(f"{weights_path}: {path} has {sorted(found)} but needs both {key_A} and {key_B}")
-        modules[path] = Factors(found[key_A], found[key_B], embedding)
+        layout = file_layout(set(found), config.fan_in_fan_out)
+        needed = (*layout.keys, *variant.file_keys.values()) if layout is not None else ("lora_A.weight", "lora_B.weight")
+        if layout is None or any(key not in found for key in needed):
+            raise AdapterFileError(f"{weights_path}: {path} has {sorted(found)} but needs {', '.join(needed)}")
+        modules[path] = Factors(found[layout.key_A], found[layout.key_B], layout,
+                                {key: found[key] for key in variant.file_keys.values()})  # fmt: skip
     return config, modules, extra
 
 
@@ -102,7 +107,7 @@ def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     lora_paths = []
     for path, module in adapter_modules(model):
         if name in module.adapter_names():
-            fan_in_fan_out |= isinstance(module, LoraConv1D)
+            fan_in_fan_out |= isinstance(module, LoraLayer) and module.layout.kind == "conv1d"
             if isinstance(module, LoraLayer):
                 lora_paths.append(path)
             for key, tensor in module.adapter_state(name).items():
@@ -156,10 +161,10 @@ def load_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
         )
     for path, target in by_path.items():
         layer_type = lora_layer_type(target.base)
-        expected = layer_type.factor_shapes(target.base, target.r)
-        found = dict(zip(layer_type.file_keys, (modules[path].A, modules[path].B)))
-        if modules[path].embedding != (layer_type.file_keys[0] == "lora_embedding_A"):
-            raise AdapterMismatchError(f"{path}: the adapter has {'embedding' if modules[path].embedding else 'linear'} factors but the model has a {type(target.base).__name__}")
+        expected = layer_type.file_shapes(target.base, target.r, config.lora.variant)
+        found = modules[path].file_tensors()
+        if modules[path].layout.keys != layer_type.layout.keys:
+            raise AdapterMismatchError(f"{path}: the adapter has {modules[path].layout.kind} factors but the model has a {type(target.base).__name__}")
         for key, shape in expected.items():
             if tuple(found[key].shape) != shape:
                 raise AdapterMismatchError(
@@ -171,7 +176,7 @@ def load_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     apply_plan(model, config.lora, name, targets, copies)  # nothing has changed before this line
     live = dict(adapter_modules(model))
     for path, factors in modules.items():
-        live[path].load_adapter_state(name, dict(zip(live[path].file_keys, (factors.A, factors.B))))
+        live[path].load_adapter_state(name, factors.file_tensors())
     for path, state in copy_tensors.items():
         live[path].load_adapter_state(name, state)
     with torch.no_grad():

@@ -1,10 +1,13 @@
 """LoRA layers: small wrappers around a frozen base layer, one per supported base type.
 
 Each wrapper keeps ``base_layer`` untouched and per-adapter factors A: (r, d_in) and
-B: (d_out, r). The forward is  base(x) + Σ_active scale · B A dropout(x)  for adapters
-not merged. ``merge`` adds ΔW = ``delta_weight(A, B, scale)`` to the base weight, after
-which the layer costs exactly the base layer; ``unmerge`` subtracts it. Both are explicit
-and idempotent, and have nothing to do with ``train()`` / ``eval()``.
+B: (d_out, r), plus the parameters of the adapter's variant (:mod:`loralab.lora.variants`).
+The forward is  base(x) + Σ_active variant contribution  for adapters not merged (plain LoRA:
+scale · B A dropout(x)). ``merge`` replaces the base weight by the variant's merged weight
+(plain LoRA: W + ΔW, ΔW = ``delta_weight(A, B, scale)``), after which the layer costs exactly
+the base layer; ``unmerge`` inverts it. Both are explicit and idempotent, and have nothing to do
+with ``train()`` / ``eval()``. Which file keys hold A and B, and whether ΔW is stored transposed,
+is the layer's :class:`~loralab.lora.layout.FactorLayout`.
 """
 
 from __future__ import annotations
@@ -16,38 +19,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from loralab.errors import LoraLabError
+from loralab.errors import ConfigError, LoraLabError
 from loralab.lora.delta import adapter_output, delta_weight
 from loralab.lora.interface import AdapterModule
-from loralab.lora.variants import INIT_SCHEMES
+from loralab.lora.layout import CONV1D, EMBEDDING, LINEAR, FactorLayout
+from loralab.lora.variants import INIT_SCHEMES, VARIANTS, Variant
 
 
 @dataclass(frozen=True)
 class AdapterSpec:
-    """One adapter on one layer: its rank, scale, dropout and init scheme."""
+    """One adapter on one layer: its rank, scale, dropout, init scheme and variant (a key of ``VARIANTS``)."""
 
     r: int
     scale: float
     dropout: float = 0.0
     init: str = "kaiming"
+    variant: str = "lora"
 
 
 class LoraLayer(nn.Module, AdapterModule):
     """Base of the LoRA wrappers. Subclasses say how the factors map to the base's layout."""
 
-    #: ΔW is stored transposed in the base weight (input-major layouts).
-    transposed: bool = False
-    #: names of A and B in a PEFT adapter file, relative to the module path.
-    file_keys: tuple[str, str] = ("lora_A.weight", "lora_B.weight")
+    #: file keys of A and B, and whether ΔW is stored transposed in the base weight
+    layout: FactorLayout = LINEAR
 
     def __init__(self, base_layer: nn.Module) -> None:
         super().__init__()
         self.base_layer = base_layer
         self.lora_A = nn.ParameterDict()
         self.lora_B = nn.ParameterDict()
+        self.variant_params = nn.ModuleDict()  # adapter name → ParameterDict of its variant's own parameters
         self.specs: dict[str, AdapterSpec] = {}
         self.active: tuple[str, ...] = ()
         self.merged: list[str] = []
+        self.merge_memos: dict[str, object] = {}  # what a variant needs to unmerge (DoRA: the norm at merge)
 
     # -- shapes ------------------------------------------------------------------------
     @staticmethod
@@ -56,10 +61,16 @@ class LoraLayer(nn.Module, AdapterModule):
         raise NotImplementedError
 
     @classmethod
-    def factor_shapes(cls, base_layer: nn.Module, r: int) -> dict[str, tuple[int, ...]]:
-        """Shapes of A and B, by file key, for a base layer and a rank."""
+    def file_shapes(cls, base_layer: nn.Module, r: int, variant: str = "lora") -> dict[str, tuple[int, ...]]:
+        """Shapes of an adapter's file tensors (A, B and the variant's), by file key, for a base layer and a rank."""
         d_in, d_out = cls.io_features(base_layer)
-        return {cls.file_keys[0]: (r, d_in), cls.file_keys[1]: (d_out, r)}
+        var = VARIANTS[variant]
+        shapes = {cls.layout.key_A: (r, d_in), cls.layout.key_B: (d_out, r)}
+        shapes.update({var.file_keys[p]: shape for p, shape in var.parameter_shapes(d_in, d_out).items()})
+        return shapes
+
+    def variant(self, name: str) -> Variant:
+        return VARIANTS[self.specs[name].variant]
 
     # -- adapters ----------------------------------------------------------------------
     def add(self, name: str, spec: AdapterSpec) -> None:
@@ -68,9 +79,18 @@ class LoraLayer(nn.Module, AdapterModule):
         dtype, device = self.factor_dtype_device(self.base_layer)
         A = torch.empty(spec.r, d_in, dtype=dtype, device=device)
         B = torch.empty(d_out, spec.r, dtype=dtype, device=device)
+        variant = VARIANTS[spec.variant]
+        if self.layout.kind not in variant.layouts:
+            raise ConfigError(f"the {variant.name} variant does not support {type(self.base_layer).__name__} layers "
+                              f"(only {', '.join(variant.layouts)}); exclude them from target_modules")  # fmt: skip
         self.init_factors(spec.init, A, B)
+        start = {}
+        if variant.parameter_shapes(d_in, d_out):
+            with torch.no_grad():
+                start = variant.init_parameters(self.canonical_weight().float(), delta_weight(A, B, spec.scale))
         self.lora_A[name] = nn.Parameter(A)
         self.lora_B[name] = nn.Parameter(B)
+        self.variant_params[name] = nn.ParameterDict({k: nn.Parameter(v.to(dtype)) for k, v in start.items()})
         self.specs[name] = spec
 
     @staticmethod
@@ -92,58 +112,86 @@ class LoraLayer(nn.Module, AdapterModule):
         self.active = tuple(n for n in names if n in self.specs)
 
     def adapter_parameters(self, name: str) -> list[nn.Parameter]:
-        return [self.lora_A[name], self.lora_B[name]]
+        return [self.lora_A[name], self.lora_B[name], *self.variant_params[name].values()]
+
+    def b_factors(self) -> list[nn.Parameter]:
+        """Every adapter's B (LoRA+ gives them their own learning rate)."""
+        return list(self.lora_B.values())
 
     def adapter_state(self, name: str) -> dict[str, torch.Tensor]:
-        key_A, key_B = self.file_keys
-        return {key_A: self.lora_A[name].detach(), key_B: self.lora_B[name].detach()}
+        state = {self.layout.key_A: self.lora_A[name].detach(), self.layout.key_B: self.lora_B[name].detach()}
+        keys = self.variant(name).file_keys
+        state.update({keys[p]: value.detach() for p, value in self.variant_params[name].items()})
+        return state
 
     def expected_shapes(self, name: str) -> dict[str, tuple[int, ...]]:
-        return self.factor_shapes(self.base_layer, self.specs[name].r)
+        return self.file_shapes(self.base_layer, self.specs[name].r, self.specs[name].variant)
 
     @torch.no_grad()
     def load_adapter_state(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
-        key_A, key_B = self.file_keys
         was_merged = name in self.merged
         if was_merged:
             self.unmerge()
-        self.lora_A[name].copy_(tensors[key_A])
-        self.lora_B[name].copy_(tensors[key_B])
+        self.lora_A[name].copy_(tensors[self.layout.key_A])
+        self.lora_B[name].copy_(tensors[self.layout.key_B])
+        for param, key in self.variant(name).file_keys.items():
+            self.variant_params[name][param].copy_(tensors[key])
         if was_merged:
             self.merge([name])
 
     def delete(self, name: str) -> None:
         remerge = [n for n in self.merged if n != name]
         self.unmerge()
-        del self.lora_A[name], self.lora_B[name], self.specs[name]
+        del self.lora_A[name], self.lora_B[name], self.variant_params[name], self.specs[name]
         self.active = tuple(n for n in self.active if n != name)
         self.merge(remerge)
 
     # -- the update ----------------------------------------------------------------------
     def delta_weight(self, name: str) -> torch.Tensor:
-        """ΔW of adapter ``name`` in the base weight's layout (float32 or better)."""
-        return delta_weight(self.lora_A[name], self.lora_B[name], self.specs[name].scale, self.transposed)
+        """ΔL = scale·B·A of adapter ``name`` in the base weight's layout (float32 or better)."""
+        return delta_weight(self.lora_A[name], self.lora_B[name], self.specs[name].scale, self.layout.transposed)
+
+    def delta_weight_canonical(self, name: str) -> torch.Tensor:
+        """ΔL in the (d_out, d_in) layout."""
+        return delta_weight(self.lora_A[name], self.lora_B[name], self.specs[name].scale)
+
+    def canonical_weight(self) -> torch.Tensor:
+        """The base weight W as (d_out, d_in) (a view of a dense weight; dequantized for a quantized base)."""
+        if hasattr(self.base_layer, "dequantize"):
+            return self.base_layer.dequantize()
+        weight = self.base_layer.weight
+        return weight.T if self.layout.transposed else weight
+
+    def base_bias(self) -> torch.Tensor | None:
+        return getattr(self.base_layer, "bias", None)
 
     @torch.no_grad()
     def merge(self, names: Sequence[str]) -> None:
-        """W ← W + ΔW for each named adapter not merged yet (idempotent)."""
+        """W ← the variant's merged weight (plain LoRA: W + ΔW) for each named adapter not merged yet (idempotent)."""
         names = [n for n in dict.fromkeys(names) if n not in self.merged and n in self.specs]
         if not names:
             return
         weight = self.merged_weight()
+        view = weight.T if self.layout.transposed else weight  # (d_out, d_in), writes through
         for name in names:
-            weight.copy_((weight.to(torch.float32) + self.delta_weight(name)).to(weight.dtype))
+            new, memo = self.variant(name).merged_weight(view.to(torch.float32), self.delta_weight_canonical(name),
+                                                         dict(self.variant_params[name]))  # fmt: skip
+            view.copy_(new.to(weight.dtype))
+            self.merge_memos[name] = memo
             self.merged.append(name)
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """W ← W − ΔW for every merged adapter, last merged first (idempotent)."""
+        """Invert ``merge`` for every merged adapter, last merged first (idempotent)."""
         if not self.merged:
             return
         weight = self.merged_weight()
+        view = weight.T if self.layout.transposed else weight
         while self.merged:
             name = self.merged.pop()
-            weight.copy_((weight.to(torch.float32) - self.delta_weight(name)).to(weight.dtype))
+            old = self.variant(name).unmerged_weight(view.to(torch.float32), self.delta_weight_canonical(name),
+                                                     dict(self.variant_params[name]), self.merge_memos.pop(name))  # fmt: skip
+            view.copy_(old.to(weight.dtype))
 
     def merged_weight(self) -> torch.Tensor:
         """The base weight that merging changes. A quantized base (one with ``dequantize()``, e.g.
@@ -160,14 +208,14 @@ class LoraLayer(nn.Module, AdapterModule):
 
     # -- forward -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        out = self.base_layer(x, *args, **kwargs)
+        base_out = out = self.base_layer(x, *args, **kwargs)
         for name in self.active:
             if name not in self.merged:
-                out = out + self.adapter_delta_output(name, x).to(out.dtype)
+                out = out + self.variant(name).output(x, base_out, self, name).to(out.dtype)
         return out
 
-    def adapter_delta_output(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        """scale · B A dropout(x), the adapter's contribution to the output."""
+    def low_rank_output(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """scale · B A dropout(x), plain LoRA's contribution to the output."""
         spec = self.specs[name]
         dropout = spec.dropout if self.training else 0.0
         return adapter_output(x, self.lora_A[name], self.lora_B[name], spec.scale, dropout)
@@ -188,7 +236,7 @@ class LoraLinear(LoraLayer):
 class LoraConv1D(LoraLayer):
     """LoRA on transformers' GPT-2 ``Conv1D``, whose weight is stored (d_in, d_out)."""
 
-    transposed = True
+    layout = CONV1D
 
     @staticmethod
     def io_features(base_layer: nn.Module) -> tuple[int, int]:
@@ -205,8 +253,7 @@ class LoraEmbedding(LoraLayer):
     receives gradient from the first step.
     """
 
-    transposed = True
-    file_keys = ("lora_embedding_A", "lora_embedding_B")
+    layout = EMBEDDING
 
     @staticmethod
     def io_features(base_layer: nn.Module) -> tuple[int, int]:
@@ -217,7 +264,7 @@ class LoraEmbedding(LoraLayer):
         nn.init.zeros_(A)
         nn.init.normal_(B)
 
-    def adapter_delta_output(self, name: str, x: torch.Tensor) -> torch.Tensor:
+    def low_rank_output(self, name: str, x: torch.Tensor) -> torch.Tensor:
         base = self.base_layer
         rows = F.embedding(
             x, self.lora_A[name].T, base.padding_idx, base.max_norm, base.norm_type, base.scale_grad_by_freq, base.sparse

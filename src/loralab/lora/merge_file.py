@@ -10,6 +10,7 @@ import torch
 from loralab.errors import AdapterMismatchError
 from loralab.lora.delta import delta_weight
 from loralab.lora.io import read_adapter
+from loralab.lora.variants import VARIANTS
 
 
 def merge_state_dict(
@@ -17,11 +18,12 @@ def merge_state_dict(
 ) -> dict[str, torch.Tensor]:
     """A new state dict with the adapter folder's update merged in; the input is not modified.
 
-    For each adapted module at path p: ``p.weight`` ← W + ΔW with ΔW = ``delta_weight(A, B,
-    scale)`` (transposed for embeddings and fan-in-fan-out layers), and biases and
-    ``modules_to_save`` weights saved with the adapter replace the base's.
+    For each adapted module at path p: ``p.weight`` ← the variant's merged weight (plain LoRA:
+    W + ΔW with ΔW = ``delta_weight(A, B, scale)``; transposed for embeddings and fan-in-fan-out
+    layers), and biases and ``modules_to_save`` weights saved with the adapter replace the base's.
     """
     config, modules, extra = read_adapter(adapter)
+    variant = VARIANTS[config.lora.variant]
     merged = dict(base_state_dict)
     for path, factors in modules.items():
         key = f"{path}.weight"
@@ -31,12 +33,14 @@ def merge_state_dict(
         r = config.lora.rank_for(path)
         if A.shape[0] != r:
             raise AdapterMismatchError(f"{path}: lora_A has rank {A.shape[0]} but the config gives r={r}")
-        transposed = factors.embedding or config.fan_in_fan_out
         W = merged[key]
-        delta = delta_weight(A, B, config.lora.scale_for(path), transposed)
-        if tuple(W.shape) != tuple(delta.shape):
-            raise AdapterMismatchError(f"{path}: update has shape {tuple(delta.shape)} but {key} is {tuple(W.shape)}")
-        merged[key] = (W.to(torch.float32) + delta).to(W.dtype)
+        canonical = W.T if factors.layout.transposed else W  # (d_out, d_in)
+        delta = delta_weight(A, B, config.lora.scale_for(path))
+        if tuple(canonical.shape) != tuple(delta.shape):
+            raise AdapterMismatchError(f"{path}: update has shape {tuple(delta.shape)} (d_out, d_in) but {key} is {tuple(W.shape)}")
+        params = {param: factors.variant_tensors[file_key].float() for param, file_key in variant.file_keys.items()}
+        new, _ = variant.merged_weight(canonical.to(torch.float32), delta, params)
+        merged[key] = (new.T if factors.layout.transposed else new).contiguous().to(W.dtype)
     for key, value in extra.items():
         if key not in merged:
             raise AdapterMismatchError(f"the adapter saves {key}, which the state dict does not have")

@@ -2,7 +2,8 @@
 
 A PEFT file names tensors ``base_model.model.<module path>.<key>`` with keys
 ``lora_A.weight`` / ``lora_B.weight`` (linear layers), ``lora_embedding_A`` /
-``lora_embedding_B`` (embeddings), and plain parameter names for saved biases and
+``lora_embedding_B`` (embeddings; see :mod:`loralab.lora.layout`), a variant's own tensors
+(DoRA: ``lora_magnitude_vector``), and plain parameter names for saved biases and
 ``modules_to_save`` (``<path>.weight``; biases of wrapped layers as ``<path>.base_layer.bias``).
 """
 
@@ -23,7 +24,7 @@ _INIT_FROM_PEFT = {True: "kaiming", False: "kaiming", "gaussian": "gaussian"}
 _INIT_TO_PEFT = {"kaiming": True, "gaussian": "gaussian"}
 #: PEFT keys whose non-neutral values change the computation loralab would do.
 _MATH_KEYS = (
-    "use_dora", "lora_bias", "layer_replication", "target_parameters", "trainable_token_indices",
+    "lora_bias", "layer_replication", "target_parameters", "trainable_token_indices",
     "use_qalora", "alora_invocation_tokens", "use_bdlora", "megatron_config", "arrow_config",
     "kasa_config", "monteclora_config", "velora_config", "lora_ga_config",
 )  # fmt: skip
@@ -34,7 +35,7 @@ _INFO_KEYS = (
     "ensure_weight_tying",
 )  # fmt: skip
 _FIELDS = {
-    "r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "use_rslora": "rslora",
+    "r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "use_rslora": "rslora", "use_dora": "use_dora",
     "target_modules": "target_modules", "exclude_modules": "exclude_modules", "layers_to_transform": "layers",
     "rank_pattern": "rank_pattern", "alpha_pattern": "alpha_pattern", "bias": "bias",
     "modules_to_save": "modules_to_save",
@@ -63,6 +64,7 @@ def config_to_peft(config: AdapterFileConfig) -> dict[str, Any]:
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
         "use_rslora": lora.rslora,
+        "use_dora": lora.use_dora,
         "init_lora_weights": _INIT_TO_PEFT[lora.init],
         "target_modules": targets,
         "exclude_modules": exclude,
@@ -73,7 +75,6 @@ def config_to_peft(config: AdapterFileConfig) -> dict[str, Any]:
         "bias": lora.bias,
         "modules_to_save": list(lora.modules_to_save) if lora.modules_to_save else None,
         "fan_in_fan_out": config.fan_in_fan_out,
-        "use_dora": False,
         "inference_mode": True,
     }
 
@@ -93,7 +94,7 @@ def config_from_peft(raw: dict[str, Any], source: str = CONFIG_NAME) -> AdapterF
             f"{source}: init_lora_weights={init!r} modifies the base model's weights at initialisation; "
             "such an adapter only works on that modified base. Convert it to a plain LoRA adapter with PEFT first."
         )
-    unknown = sorted(set(raw) - set(_FIELDS) - set(_MATH_KEYS) - set(_INFO_KEYS) - {"peft_type", "init_lora_weights", "use_dora", "fan_in_fan_out"})
+    unknown = sorted(set(raw) - set(_FIELDS) - set(_MATH_KEYS) - set(_INFO_KEYS) - {"peft_type", "init_lora_weights", "fan_in_fan_out"})
     if unknown:
         warnings.warn(f"{source}: ignoring unknown key(s) {', '.join(unknown)} (written by a newer PEFT?)", stacklevel=3)
     kwargs = {ours: raw[theirs] for theirs, ours in _FIELDS.items() if raw.get(theirs) is not None}
@@ -104,11 +105,3 @@ def config_from_peft(raw: dict[str, Any], source: str = CONFIG_NAME) -> AdapterF
     except ConfigError as err:
         raise AdapterFileError(f"{source}: {err}") from None
     return AdapterFileConfig(lora, bool(raw.get("fan_in_fan_out", False)), raw.get("base_model_name_or_path"))
-
-
-def module_key_split(key: str) -> tuple[str, str] | None:
-    """``<path>.lora_A.weight`` → (path, "lora_A.weight"); None for a key that is not a LoRA factor."""
-    for suffix in ("lora_A.weight", "lora_B.weight", "lora_embedding_A", "lora_embedding_B"):
-        if key.endswith("." + suffix):
-            return key[: -len(suffix) - 1], suffix
-    return None

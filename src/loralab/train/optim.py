@@ -48,9 +48,7 @@ class OptimizerConfig:
 
 def parameter_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:
     """Trainable parameters split into (decay?, LoRA B?) groups, each with its lr and weight decay."""
-    b_factors = {
-        id(p) for _, layer in adapter_modules(model) if isinstance(layer, LoraLayer) for p in layer.lora_B.values()
-    }
+    b_factors = {id(p) for _, layer in adapter_modules(model) if isinstance(layer, LoraLayer) for p in layer.b_factors()}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     seen: set[int] = set()
     for param in model.parameters():

@@ -1,4 +1,4 @@
-"""Small strategies that make the LoRA variants: how the update is scaled, how A and B start.
+"""Scaling rules and init schemes: how the update is scaled, how A and B start (tables, one entry each).
 
 A variant is a value in one of these tables, never an ``if`` inside a layer.
 """

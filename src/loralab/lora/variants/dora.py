@@ -1,0 +1,66 @@
+"""DoRA, weight-decomposed LoRA (Liu et al. 2024): W' = m ⊙ (W + ΔL) / ‖W + ΔL‖.
+
+ΔL = scale·B·A; ‖·‖ is the norm of each output row of the (d_out, d_in) matrix, and m: (d_out,) is a
+learned magnitude, initialised to ‖W + ΔL‖ = ‖W‖ (B = 0), so the model starts unchanged.
+As in the paper (Sec. 4.3) and PEFT, the norm is treated as a constant in the backward pass.
+With g = m / ‖W + ΔL‖ the layer computes
+
+    y = base(x) + (g − 1) ⊙ (W x') + g ⊙ scale·B A x',
+
+with x' = dropout(x) (x' = x without dropout, when W x' is the base output without its bias).
+File tensor: ``lora_magnitude_vector`` (d_out,), and ``use_dora: true`` in adapter_config.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from loralab.lora.variants.base import Params, Variant
+
+
+def row_norm(W: torch.Tensor) -> torch.Tensor:
+    """‖W[i, :]‖₂ for each output row i: (d_out, d_in) → (d_out,)."""
+    return torch.linalg.vector_norm(W, dim=1)
+
+
+class Dora(Variant):
+    name = "dora"
+    config_field = "use_dora"
+    file_keys = {"magnitude": "lora_magnitude_vector"}
+    layouts = ("linear", "conv1d")
+    combinable = False
+
+    def parameter_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
+        return {"magnitude": (d_out,)}
+
+    def init_parameters(self, W: torch.Tensor, delta: torch.Tensor) -> Params:
+        return {"magnitude": row_norm(W + delta)}
+
+    def output(self, x: torch.Tensor, base_out: torch.Tensor, layer: Any, name: str) -> torch.Tensor:
+        A, B, spec = layer.lora_A[name], layer.lora_B[name], layer.specs[name]
+        magnitude = layer.variant_params[name]["magnitude"]
+        W = layer.canonical_weight()  # (d_out, d_in)
+        with torch.no_grad():
+            norm = row_norm(W.float() + layer.delta_weight_canonical(name))
+        g = (magnitude / norm).to(base_out.dtype)
+        dropout = spec.dropout if layer.training else 0.0
+        if dropout > 0:
+            x = F.dropout(x, dropout, training=True)
+            base_part = F.linear(x.to(W.dtype), W).to(base_out.dtype)
+            low_rank = F.linear(F.linear(x.to(A.dtype), A) * spec.scale, B)
+        else:
+            bias = layer.base_bias()
+            base_part = base_out - bias if bias is not None else base_out
+            low_rank = layer.low_rank_output(name, x)
+        return (g - 1) * base_part + g * low_rank.to(base_out.dtype)
+
+    def merged_weight(self, W: torch.Tensor, delta: torch.Tensor, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        direction = W + delta
+        norm = row_norm(direction)
+        return (params["magnitude"].to(W.dtype) / norm)[:, None] * direction, norm
+
+    def unmerged_weight(self, W_merged: torch.Tensor, delta: torch.Tensor, params: Params, memo: torch.Tensor) -> torch.Tensor:
+        return W_merged * (memo / params["magnitude"].to(W_merged.dtype))[:, None] - delta
