@@ -91,17 +91,18 @@ def test_a_step_with_nothing_labelled_is_refused(setup):
 
 
 def test_batch_plan_split_across_processes_covers_what_one_process_sees():
+    from loralab.process import ProcessRole
     from loralab.train.batches import BatchPlan
 
     one = BatchPlan(examples=37, micro_batch_size=6, grad_accum=2, seed=3)
-    ranks = [BatchPlan(examples=37, micro_batch_size=3, grad_accum=2, seed=3, rank=r, world_size=2) for r in range(2)]
+    ranks = [BatchPlan(examples=37, micro_batch_size=3, grad_accum=2, seed=3, role=ProcessRole(r, 2)) for r in range(2)]
     for step in range(8):  # more than two epochs
         together = [sorted(ranks[0].step(step)[i] + ranks[1].step(step)[i]) for i in range(2)]
         assert together == [sorted(b) for b in one.step(step)]
         assert not set(ranks[0].step(step)[0]) & set(ranks[1].step(step)[0])
     assert ranks[1].total_steps(1.0, None) == one.total_steps(1.0, None)
     with pytest.raises(ValueError, match="outside"):
-        BatchPlan(10, 2, 1, rank=2, world_size=2)
+        ProcessRole(2, 2)
 
 
 def test_the_writer_is_rank_zero(monkeypatch):

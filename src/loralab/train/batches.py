@@ -5,8 +5,8 @@ with (seed, epoch), in micro-batches of ``micro_batch_size`` (the last one of an
 smaller). Optimiser step s uses micro-batches s·k … s·k + k − 1 (k = ``grad_accum``), counted
 across epochs. Nothing is stored: a resumed run finds its place from the step alone.
 
-With ``world_size`` processes, micro-batch i is split across them: the order is drawn once,
-global micro-batches hold ``micro_batch_size × world_size`` examples, and process ``rank`` takes
+With ``role.world_size`` processes, micro-batch i is split across them: the order is drawn once,
+global micro-batches hold ``micro_batch_size × world_size`` examples, and process ``role.rank`` takes
 its ``micro_batch_size`` of them, so the processes together see what one process would see with
 a micro-batch ``world_size`` times larger.
 """
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from loralab.process import ProcessRole
+
 
 @dataclass(frozen=True)
 class BatchPlan:
@@ -26,16 +28,11 @@ class BatchPlan:
     micro_batch_size: int
     grad_accum: int
     seed: int = 0
-    rank: int = 0
-    world_size: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank {self.rank} is outside a world of {self.world_size} processes")
+    role: ProcessRole = ProcessRole()  # this process's rank in a world of world_size processes
 
     @property
     def global_micro_batch_size(self) -> int:
-        return self.micro_batch_size * self.world_size
+        return self.micro_batch_size * self.role.world_size
 
     @property
     def micro_batches_per_epoch(self) -> int:
@@ -55,7 +52,7 @@ class BatchPlan:
     def micro_batch(self, index: int) -> list[int]:
         """This process's example indices of micro-batch ``index`` (counted from the start of training)."""
         epoch, within = divmod(index, self.micro_batches_per_epoch)
-        start = within * self.global_micro_batch_size + self.rank * self.micro_batch_size
+        start = within * self.global_micro_batch_size + self.role.rank * self.micro_batch_size
         end = min(start + self.micro_batch_size, (within + 1) * self.global_micro_batch_size)
         return self.order(epoch)[start:end]
 

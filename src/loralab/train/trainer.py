@@ -127,8 +127,7 @@ class Trainer:
         make_trainable(self.model, recipe)
         self.trainable = trainable_named_parameters(self.model)
         optimizer = build_optimizer(self.model, recipe.optimizer)
-        self.plan = BatchPlan(len(self.dataset), recipe.train.micro_batch_size, recipe.train.grad_accum, recipe.train.seed,
-                              rank=self.role.rank, world_size=self.role.world_size)  # fmt: skip
+        self.plan = BatchPlan(len(self.dataset), recipe.train.micro_batch_size, recipe.train.grad_accum, recipe.train.seed, self.role)
         self.total_steps = self.plan.total_steps(recipe.train.epochs, recipe.train.max_steps)
         schedule = lr_multiplier(recipe.train.schedule, self.total_steps, recipe.train.warmup_steps, recipe.train.min_lr_ratio)
         self.train_step = TrainStep(self.model, self.objective, optimizer, schedule, recipe.train.max_grad_norm,
