@@ -9,6 +9,7 @@ import yaml
 
 import loralab
 from loralab.analysis import analyze_spectrum
+from loralab.analysis.sources import BaseWeights, DenseUpdate, RunState, open_run
 
 
 @pytest.mark.parametrize("base_name", ["tiny-llama", "tiny-gpt2"])
@@ -32,6 +33,14 @@ def test_dora_delta_is_the_merged_weight_minus_the_base(base_name, tiny_base, ti
 
     report = analyze_spectrum(folder, progress=False)
     merged = loralab.unload(copy.deepcopy(model), merge=True)
+    state = RunState(open_run(folder), BaseWeights(base_name))
+    for path in state.paths:  # the matrix read from the folder: exactly (merged weight − base weight)
+        W, W_ft = (x.get_submodule(path).weight.detach() for x in (base, merged))
+        W, W_ft = (W.T, W_ft.T) if base_name == "tiny-gpt2" else (W, W_ft)
+        update = state.matrix(path).update
+        assert isinstance(update, DenseUpdate) and isinstance(state.update(path), DenseUpdate)
+        torch.testing.assert_close(update.dense(), W_ft - W, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(state.update(path).dense(), W_ft - W, atol=1e-6, rtol=1e-5)
     assert len(report.matrices) > 0
     for m in report.matrices:
         W, W_ft = (copy.deepcopy(x).get_submodule(m.path).weight.detach() for x in (base, merged))

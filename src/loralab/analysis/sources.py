@@ -29,7 +29,6 @@ from loralab.errors import LoraLabError
 from loralab.linalg import thin_svd_of_product
 from loralab.lora.delta import delta_weight
 from loralab.lora.io import read_adapter
-from loralab.lora.layers import LoraConv1D, LoraEmbedding, LoraLinear
 from loralab.lora.targets import base_modules, block_index, lora_layer_type, output_head_paths
 from loralab.lora.variants import VARIANTS
 from loralab.models.bundled import is_bundled_name
@@ -177,9 +176,13 @@ class VariantUpdate:
         return DenseUpdate(merged - W.float())
 
 
-def _for_base(update, W_of) -> Update:
+def _for_base(update, W_of, path: str, base: str) -> Update:
     """The update as analysed: low-rank ones as they are; one that depends on W gets it from ``W_of()``."""
-    return update.for_base(W_of()) if isinstance(update, VariantUpdate) else update
+    if not isinstance(update, VariantUpdate):
+        return update
+    W = W_of()
+    _check_shape(path, update.shape, W, base)
+    return update.for_base(W)
 
 
 @dataclass(frozen=True)
@@ -312,13 +315,13 @@ class BaseWeights:
 
 
 def _module_kinds(model: torch.nn.Module) -> dict[str, str]:
+    """path → the factor layout's kind ("linear" | "conv1d" | "embedding") of every module LoRA can wrap, or "head"."""
     heads = output_head_paths(model)
-    names = {LoraLinear: "linear", LoraConv1D: "conv1d", LoraEmbedding: "embedding"}
     kinds = {}
     for path, module in base_modules(model):
-        kind = names.get(lora_layer_type(module))
-        if kind is not None:
-            kinds[path] = "head" if path in heads else kind
+        wrapper = lora_layer_type(module)
+        if wrapper is not None:
+            kinds[path] = "head" if path in heads else wrapper.layout.kind
     return kinds
 
 
@@ -367,7 +370,7 @@ class RunState:
 
     def update(self, path: str) -> Update:
         if self._lora is not None:
-            return _for_base(self._lora[path], lambda: self.base.weight(path))
+            return _for_base(self._lora[path], lambda: self.base.weight(path), path, self.base.name)
         return self._dense_update(path, self.base.weight(path))
 
     def _dense_update(self, path: str, W: torch.Tensor) -> DenseUpdate:
@@ -380,9 +383,8 @@ class RunState:
     def matrix(self, path: str) -> Matrix:
         W = self.base.weight(path)
         if self._lora is not None:
-            update = _for_base(self._lora[path], lambda: W)
-            _check_shape(path, update.shape, W, self.base.name)
-            return Matrix(path, W, update)
+            _check_shape(path, self._lora[path].shape, W, self.base.name)
+            return Matrix(path, W, _for_base(self._lora[path], lambda: W, path, self.base.name))
         return Matrix(path, W, self._dense_update(path, W))
 
     def matrices(self) -> Iterator[Matrix]:
@@ -401,7 +403,7 @@ def _read_updates(folder: Path) -> dict[str, LowRankUpdate | VariantUpdate]:
     if not factors:
         raise AnalysisError(f"the adapter {folder} holds no LoRA factors")
     variant = VARIANTS[file_config.lora.variant]
-    if not variant.file_keys:
+    if variant.low_rank:
         return {p: LowRankUpdate(f.A, f.B, file_config.lora.scale_for(p)) for p, f in factors.items()}
     return {p: VariantUpdate(f.A, f.B, file_config.lora.scale_for(p), variant.name,
                              {param: f.variant_tensors[key] for param, key in variant.file_keys.items()})

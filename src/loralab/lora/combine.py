@@ -51,10 +51,10 @@ def combine_adapters(
 
     layers = [(p, l) for p, l in adapter_modules(model) if isinstance(l, LoraLayer) and set(names) & set(l.adapter_names())]
     for path, layer in layers:
-        for held in set(names) & set(layer.adapter_names()):
-            if not layer.variant(held).combinable:
-                raise ConfigError(f"adapter {held!r} is a {layer.variant(held).name} adapter, whose update is not a sum of "
-                                  "low-rank products: combine_adapters cannot combine it exactly (merge it instead)")  # fmt: skip
+        for held in sorted(set(names) & set(layer.adapter_names())):
+            if not layer.variant(held).low_rank:
+                raise ConfigError(f"adapter {held!r} is a {layer.variant(held).name} adapter, whose update is not the "
+                                  "product of its factors: combine_adapters cannot combine it exactly (merge it instead)")  # fmt: skip
     factors = {}
     for path, layer in layers:
         held = [(n, w) for n, w in zip(names, weights) if n in layer.specs]

@@ -52,7 +52,18 @@ def pattern_value(patterns: Mapping[str, Any], path: str, default: Any) -> Any:
     return default
 
 
+def _with_variant_flags(cls: type) -> type:
+    """Give the class one ``bool = False`` field per variant flag in ``VARIANTS`` (``use_dora``), after
+    its own fields, so that a new variant needs no edit here (recipes and adapter files read the flag too)."""
+    for variant in VARIANTS.values():
+        if variant.config_field:
+            cls.__annotations__[variant.config_field] = bool
+            setattr(cls, variant.config_field, False)
+    return cls
+
+
 @dataclass(frozen=True)
+@_with_variant_flags
 class LoraConfig:
     """LoRA hyper-parameters and targets (Hu et al. 2021; rsLoRA: Kalajdzievski 2023).
 
@@ -64,15 +75,16 @@ class LoraConfig:
     a regex over the full path, or ``"all-linear"`` (every Linear/Conv1D but the output
     head). ``exclude_modules`` removes paths the same way; ``layers`` keeps only modules of
     these block indices (the first integer in the path). ``rank_pattern`` / ``alpha_pattern``
-    map regexes (matched on a path suffix) to per-module r / alpha. ``use_dora`` selects DoRA
-    (Liu et al. 2024; :mod:`loralab.lora.variants.dora`), a learned magnitude per output channel.
+    map regexes (matched on a path suffix) to per-module r / alpha.
+
+    Variants: each one in :data:`~loralab.lora.variants.VARIANTS` adds its flag as a field, e.g.
+    ``use_dora`` (DoRA, Liu et al. 2024: a learned magnitude per output channel); at most one is set.
     """
 
     r: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
     rslora: bool = False
-    use_dora: bool = False
     init: str = "kaiming"
     target_modules: str | tuple[str, ...] = ALL_LINEAR
     exclude_modules: str | tuple[str, ...] | None = None
@@ -88,9 +100,12 @@ class LoraConfig:
         _check_alpha(self.alpha, "alpha")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        for flag in ("rslora", "use_dora"):
+        flags = variant_flags()
+        for flag in ("rslora", *flags):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        if sum(getattr(self, flag) for flag in flags) > 1:
+            raise ConfigError(f"set at most one of {', '.join(flags)} (each selects a LoRA variant)")
         if self.init not in INIT_SCHEMES:
             raise ConfigError(f"init must be one of {sorted(INIT_SCHEMES)}, got {self.init!r}")
         if self.bias not in BIAS_MODES:
@@ -123,7 +138,7 @@ class LoraConfig:
     def variant(self) -> str:
         """The variant this config selects (a key of ``VARIANTS``): the one whose flag is set, else plain LoRA."""
         chosen = [v.name for v in VARIANTS.values() if v.config_field and getattr(self, v.config_field)]
-        return chosen[0] if chosen else "lora"
+        return chosen[0] if chosen else next(v.name for v in VARIANTS.values() if v.config_field is None)
 
     # -- per-module values -------------------------------------------------------------
     def rank_for(self, path: str) -> int:
@@ -147,6 +162,11 @@ class LoraConfig:
             if isinstance(value, tuple):
                 out[key] = list(value)
         return out
+
+
+def variant_flags() -> tuple[str, ...]:
+    """The config fields (and adapter_config.json keys) that select a variant, from ``VARIANTS``."""
+    return tuple(v.config_field for v in VARIANTS.values() if v.config_field)
 
 
 def _check_rank(r: Any, name: str) -> None:

@@ -12,13 +12,18 @@ import torch.nn.functional as F
 from loralab.lora.dropout_path import dropout_then_project
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype updates are formed in: float32, or float64 for float64 tensors."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def delta_weight(A: torch.Tensor, B: torch.Tensor, scale: float, transposed: bool = False) -> torch.Tensor:
     """ΔW = scale · B @ A, computed in float32 or better.
 
     A: (r, d_in), B: (d_out, r) → (d_out, d_in); with ``transposed`` → (d_in, d_out), the layout
     of weights stored input-major (GPT-2's Conv1D, nn.Embedding's (num_embeddings, dim)).
     """
-    compute = torch.promote_types(A.dtype, torch.float32)
+    compute = compute_dtype(A.dtype)
     delta = (B.to(compute) * scale) @ A.to(compute)  # scale folded into the small (d_out, r) factor
     return delta.T if transposed else delta
 

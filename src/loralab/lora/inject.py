@@ -17,6 +17,7 @@ from loralab.lora.targets import (
     resolve_targets,
 )
 from loralab.lora.trainable_copy import TrainableCopy
+from loralab.lora.variants import VARIANTS
 
 
 def add_adapter(model: nn.Module, config: LoraConfig, name: str = "default") -> nn.Module:
@@ -41,7 +42,13 @@ def plan_adapter(model: nn.Module, config: LoraConfig, name: str) -> tuple[list[
     reg = model.__dict__.get("loralab_adapters")
     if reg is not None and name in reg.configs:
         raise ConfigError(f"the model already has an adapter named {name!r}; delete it first or pick another name")
-    return resolve_targets(model, config), resolve_modules_to_save(model, config)
+    targets = resolve_targets(model, config)
+    variant = VARIANTS[config.variant]
+    refused = [f"{t.path} ({type(t.base).__name__})" for t in targets if lora_layer_type(t.base).layout.kind not in variant.layouts]
+    if refused:
+        raise ConfigError(f"the {variant.name} variant works on {', '.join(variant.layouts)} layers only, not on "
+                          f"{', '.join(refused[:5])}; exclude them from target_modules")  # fmt: skip
+    return targets, resolve_modules_to_save(model, config)
 
 
 def apply_plan(model: nn.Module, config: LoraConfig, name: str, targets: list[Target], copies: list[str]) -> None:

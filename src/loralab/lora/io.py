@@ -22,7 +22,7 @@ from loralab.lora.config import ALL_LINEAR, LoraConfig
 from loralab.lora.inject import apply_plan, plan_adapter
 from loralab.lora.interface import adapter_modules
 from loralab.lora.layers import LoraLayer
-from loralab.lora.layout import FactorLayout, file_layout, split_key
+from loralab.lora.layout import FactorLayout, factor_keys, file_layout, split_key
 from loralab.lora.peft_format import CONFIG_NAME, KEY_PREFIX, WEIGHTS_NAME, AdapterFileConfig, config_from_peft, config_to_peft
 from loralab.lora.registry import require_adapter
 from loralab.lora.switching import trainable_biases
@@ -91,11 +91,20 @@ def read_adapter(folder: str | Path) -> tuple[AdapterFileConfig, dict[str, Facto
     variant = VARIANTS[config.lora.variant]
     for path, found in parts.items():
         layout = file_layout(set(found), config.fan_in_fan_out)
-        needed = (*layout.keys, *variant.file_keys.values()) if layout is not None else ("lora_A.weight", "lora_B.weight")
+        needed = (*(layout.keys if layout is not None else factor_keys()), *variant.file_keys.values())
         if layout is None or any(key not in found for key in needed):
-            raise AdapterFileError(f"{weights_path}: {path} has {sorted(found)} but needs {', '.join(needed)}")
-        modules[path] = Factors(found[layout.key_A], found[layout.key_B], layout,
-                                {key: found[key] for key in variant.file_keys.values()})  # fmt: skip
+            raise AdapterFileError(f"{weights_path}: {path} has {sorted(found)} but needs {', '.join(needed)}"
+                                   + (" (a pair of A and B)" if layout is None else ""))
+        A, B = found[layout.key_A], found[layout.key_B]
+        if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[1]:
+            raise AdapterFileError(f"{weights_path}: {path} has A {tuple(A.shape)} and B {tuple(B.shape)}; "
+                                   "they must be (r, d_in) and (d_out, r)")  # fmt: skip
+        shapes = variant.parameter_shapes(A.shape[1], B.shape[0])
+        for param, key in variant.file_keys.items():
+            if tuple(found[key].shape) != shapes[param]:
+                raise AdapterFileError(f"{weights_path}: {path}.{key} has shape {tuple(found[key].shape)}, "
+                                       f"its A and B need {shapes[param]}")  # fmt: skip
+        modules[path] = Factors(A, B, layout, {key: found[key] for key in variant.file_keys.values()})
     return config, modules, extra
 
 

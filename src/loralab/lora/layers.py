@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from loralab.errors import ConfigError, LoraLabError
-from loralab.lora.delta import adapter_output, delta_weight
+from loralab.errors import LoraLabError
+from loralab.lora.delta import adapter_output, compute_dtype, delta_weight
 from loralab.lora.interface import AdapterModule
 from loralab.lora.layout import CONV1D, EMBEDDING, LINEAR, FactorLayout
 from loralab.lora.variants import INIT_SCHEMES, VARIANTS, Variant
@@ -80,14 +80,12 @@ class LoraLayer(nn.Module, AdapterModule):
         A = torch.empty(spec.r, d_in, dtype=dtype, device=device)
         B = torch.empty(d_out, spec.r, dtype=dtype, device=device)
         variant = VARIANTS[spec.variant]
-        if self.layout.kind not in variant.layouts:
-            raise ConfigError(f"the {variant.name} variant does not support {type(self.base_layer).__name__} layers "
-                              f"(only {', '.join(variant.layouts)}); exclude them from target_modules")  # fmt: skip
         self.init_factors(spec.init, A, B)
         start = {}
         if variant.parameter_shapes(d_in, d_out):
             with torch.no_grad():
-                start = variant.init_parameters(self.canonical_weight().float(), delta_weight(A, B, spec.scale))
+                W = self.canonical_weight()
+                start = variant.init_parameters(W.to(compute_dtype(W.dtype)), delta_weight(A, B, spec.scale))
         self.lora_A[name] = nn.Parameter(A)
         self.lora_B[name] = nn.Parameter(B)
         self.variant_params[name] = nn.ParameterDict({k: nn.Parameter(v.to(dtype)) for k, v in start.items()})
@@ -129,22 +127,20 @@ class LoraLayer(nn.Module, AdapterModule):
 
     @torch.no_grad()
     def load_adapter_state(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
-        was_merged = name in self.merged
-        if was_merged:
-            self.unmerge()
+        merged = list(self.merged)
+        self.unmerge()
         self.lora_A[name].copy_(tensors[self.layout.key_A])
         self.lora_B[name].copy_(tensors[self.layout.key_B])
         for param, key in self.variant(name).file_keys.items():
             self.variant_params[name][param].copy_(tensors[key])
-        if was_merged:
-            self.merge([name])
+        self.remerge(merged)
 
     def delete(self, name: str) -> None:
-        remerge = [n for n in self.merged if n != name]
+        merged = [n for n in self.merged if n != name]
         self.unmerge()
         del self.lora_A[name], self.lora_B[name], self.variant_params[name], self.specs[name]
         self.active = tuple(n for n in self.active if n != name)
-        self.merge(remerge)
+        self.remerge(merged)
 
     # -- the update ----------------------------------------------------------------------
     def delta_weight(self, name: str) -> torch.Tensor:
@@ -167,18 +163,28 @@ class LoraLayer(nn.Module, AdapterModule):
 
     @torch.no_grad()
     def merge(self, names: Sequence[str]) -> None:
-        """W ← the variant's merged weight (plain LoRA: W + ΔW) for each named adapter not merged yet (idempotent)."""
+        """W ← the variant's merged weight (plain LoRA: W + ΔW) for each named adapter not merged yet (idempotent).
+
+        The forward adds each active adapter's contribution computed from the current W, so adapters whose update
+        depends on W (DoRA) merge first: merging keeps the outputs when at most one of the named adapters does.
+        """
         names = [n for n in dict.fromkeys(names) if n not in self.merged and n in self.specs]
+        names.sort(key=lambda n: self.variant(n).low_rank)  # stable: W-dependent variants first
         if not names:
             return
         weight = self.merged_weight()
         view = weight.T if self.layout.transposed else weight  # (d_out, d_in), writes through
         for name in names:
-            new, memo = self.variant(name).merged_weight(view.to(torch.float32), self.delta_weight_canonical(name),
+            new, memo = self.variant(name).merged_weight(view.to(compute_dtype(view.dtype)), self.delta_weight_canonical(name),
                                                          dict(self.variant_params[name]))  # fmt: skip
             view.copy_(new.to(weight.dtype))
             self.merge_memos[name] = memo
             self.merged.append(name)
+
+    def remerge(self, names: Sequence[str]) -> None:
+        """Merge ``names`` one at a time in this order: restores a saved ``merged`` list exactly."""
+        for name in names:
+            self.merge([name])
 
     @torch.no_grad()
     def unmerge(self) -> None:
@@ -189,7 +195,7 @@ class LoraLayer(nn.Module, AdapterModule):
         view = weight.T if self.layout.transposed else weight
         while self.merged:
             name = self.merged.pop()
-            old = self.variant(name).unmerged_weight(view.to(torch.float32), self.delta_weight_canonical(name),
+            old = self.variant(name).unmerged_weight(view.to(compute_dtype(view.dtype)), self.delta_weight_canonical(name),
                                                      dict(self.variant_params[name]), self.merge_memos.pop(name))  # fmt: skip
             view.copy_(old.to(weight.dtype))
 
@@ -214,10 +220,14 @@ class LoraLayer(nn.Module, AdapterModule):
                 out = out + self.variant(name).output(x, base_out, self, name).to(out.dtype)
         return out
 
-    def low_rank_output(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        """scale · B A dropout(x), plain LoRA's contribution to the output."""
+    def dropout_p(self, name: str) -> float:
+        """The drop probability of adapter ``name``'s input now: its dropout in training, 0 in eval."""
+        return self.specs[name].dropout if self.training else 0.0
+
+    def low_rank_output(self, name: str, x: torch.Tensor, dropout: float | None = None) -> torch.Tensor:
+        """scale · B A dropout(x), plain LoRA's contribution to the output (``dropout``: default ``dropout_p``)."""
         spec = self.specs[name]
-        dropout = spec.dropout if self.training else 0.0
+        dropout = self.dropout_p(name) if dropout is None else dropout
         return adapter_output(x, self.lora_A[name], self.lora_B[name], spec.scale, dropout)
 
     def extra_repr(self) -> str:
@@ -264,7 +274,10 @@ class LoraEmbedding(LoraLayer):
         nn.init.zeros_(A)
         nn.init.normal_(B)
 
-    def low_rank_output(self, name: str, x: torch.Tensor) -> torch.Tensor:
+    def dropout_p(self, name: str) -> float:
+        return 0.0
+
+    def low_rank_output(self, name: str, x: torch.Tensor, dropout: float | None = None) -> torch.Tensor:
         base = self.base_layer
         rows = F.embedding(
             x, self.lora_A[name].T, base.padding_idx, base.max_norm, base.norm_type, base.scale_grad_by_freq, base.sparse

@@ -8,7 +8,7 @@ from typing import Mapping
 import torch
 
 from loralab.errors import AdapterMismatchError
-from loralab.lora.delta import delta_weight
+from loralab.lora.delta import compute_dtype, delta_weight
 from loralab.lora.io import read_adapter
 from loralab.lora.variants import VARIANTS
 
@@ -38,8 +38,9 @@ def merge_state_dict(
         delta = delta_weight(A, B, config.lora.scale_for(path))
         if tuple(canonical.shape) != tuple(delta.shape):
             raise AdapterMismatchError(f"{path}: update has shape {tuple(delta.shape)} (d_out, d_in) but {key} is {tuple(W.shape)}")
-        params = {param: factors.variant_tensors[file_key].float() for param, file_key in variant.file_keys.items()}
-        new, _ = variant.merged_weight(canonical.to(torch.float32), delta, params)
+        compute = compute_dtype(W.dtype)
+        params = {param: factors.variant_tensors[file_key].to(compute) for param, file_key in variant.file_keys.items()}
+        new, _ = variant.merged_weight(canonical.to(compute), delta.to(compute), params)
         merged[key] = (new.T if factors.layout.transposed else new).contiguous().to(W.dtype)
     for key, value in extra.items():
         if key not in merged:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loralab.errors import AdapterFileError, ConfigError
-from loralab.lora.config import LoraConfig
+from loralab.lora.config import LoraConfig, variant_flags
 
 KEY_PREFIX = "base_model.model."
 CONFIG_NAME = "adapter_config.json"
@@ -34,11 +34,12 @@ _INFO_KEYS = (
     "megatron_core", "loftq_config", "eva_config", "corda_config", "layers_pattern", "qalora_group_size",
     "ensure_weight_tying",
 )  # fmt: skip
+#: PEFT key → LoraConfig field; each variant's flag (``use_dora``) has the same name in both
 _FIELDS = {
-    "r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "use_rslora": "rslora", "use_dora": "use_dora",
+    "r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "use_rslora": "rslora",
     "target_modules": "target_modules", "exclude_modules": "exclude_modules", "layers_to_transform": "layers",
     "rank_pattern": "rank_pattern", "alpha_pattern": "alpha_pattern", "bias": "bias",
-    "modules_to_save": "modules_to_save",
+    "modules_to_save": "modules_to_save", **{flag: flag for flag in variant_flags()},
 }  # fmt: skip
 
 
@@ -64,7 +65,7 @@ def config_to_peft(config: AdapterFileConfig) -> dict[str, Any]:
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
         "use_rslora": lora.rslora,
-        "use_dora": lora.use_dora,
+        **{flag: getattr(lora, flag) for flag in variant_flags()},
         "init_lora_weights": _INIT_TO_PEFT[lora.init],
         "target_modules": targets,
         "exclude_modules": exclude,

@@ -80,7 +80,7 @@ def disabled(model: nn.Module) -> Iterator[None]:
         for path, layer in adapter_modules(model):
             layer.set_active(saved_active)
             if isinstance(layer, LoraLayer):
-                layer.merge(merged[path])
+                layer.remerge(merged[path])
 
 
 def delete_adapter(model: nn.Module, name: str) -> None:

@@ -23,15 +23,18 @@ class Variant(ABC):
     config_field: ClassVar[str | None] = None
     #: parameter name → its key in a PEFT adapter file (relative to the module path)
     file_keys: ClassVar[dict[str, str]] = {}
-    #: layouts (``FactorLayout.kind``) this variant works on
+    #: layouts (``FactorLayout.kind``) this variant works on; adding one elsewhere is a ConfigError
     layouts: ClassVar[tuple[str, ...]] = ("linear", "conv1d", "embedding")
+    #: whether the merged weight is W + ΔL whatever W is: then the update is its factors' product
+    #: (``combine_adapters`` combines it, analysis reads it as low-rank, merge order does not matter)
+    low_rank: ClassVar[bool] = True
 
     def parameter_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
         """Shapes of the variant's own parameters."""
         return {}
 
     def init_parameters(self, W: torch.Tensor, delta: torch.Tensor) -> Params:
-        """Initial values of its own parameters, given the base weight W and ΔL at start (both (d_out, d_in), float32)."""
+        """Initial values of its own parameters, given the base weight W and ΔL at start (both (d_out, d_in), float32 or float64)."""
         return {}
 
     @abstractmethod
@@ -40,10 +43,9 @@ class Variant(ABC):
 
     @abstractmethod
     def merged_weight(self, W: torch.Tensor, delta: torch.Tensor, params: Params) -> tuple[torch.Tensor, Any]:
-        """(W' that computes base + adapter, a memo that ``unmerged_weight`` needs); float32, (d_out, d_in)."""
+        """(W' = W + the variant's ΔW given W, a memo that ``unmerged_weight`` needs); (d_out, d_in), float32 or float64.
+        The one function that says what the variant's update is (merge, ``merge_state_dict`` and analysis use it)."""
 
     @abstractmethod
     def unmerged_weight(self, W_merged: torch.Tensor, delta: torch.Tensor, params: Params, memo: Any) -> torch.Tensor:
         """W back from W' (the inverse of ``merged_weight``)."""
-
-    combinable: ClassVar[bool] = True

@@ -1,13 +1,15 @@
 """DoRA, weight-decomposed LoRA (Liu et al. 2024): W' = m ⊙ (W + ΔL) / ‖W + ΔL‖.
 
 ΔL = scale·B·A; ‖·‖ is the norm of each output row of the (d_out, d_in) matrix, and m: (d_out,) is a
-learned magnitude, initialised to ‖W + ΔL‖ = ‖W‖ (B = 0), so the model starts unchanged.
+learned magnitude, initialised to ‖W + ΔL‖ = ‖W‖ (B·A = 0), so the model starts unchanged.
 As in the paper (Sec. 4.3) and PEFT, the norm is treated as a constant in the backward pass.
 With g = m / ‖W + ΔL‖ the layer computes
 
     y = base(x) + (g − 1) ⊙ (W x') + g ⊙ scale·B A x',
 
-with x' = dropout(x) (x' = x without dropout, when W x' is the base output without its bias).
+with x' = dropout(x); without dropout W x' is the base output less its bias, so W x is not
+computed twice. Embeddings (W: (dim, num_embeddings) here, m: (dim,)) have no dropout and no bias:
+y = g ⊙ (base(x) + scale·B A[:, x]). Linear, GPT-2 Conv1D and NF4 bases (W dequantized for the norm).
 File tensor: ``lora_magnitude_vector`` (d_out,), and ``use_dora: true`` in adapter_config.json.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from loralab.lora.delta import compute_dtype
 from loralab.lora.variants.base import Params, Variant
 
 
@@ -30,8 +33,7 @@ class Dora(Variant):
     name = "dora"
     config_field = "use_dora"
     file_keys = {"magnitude": "lora_magnitude_vector"}
-    layouts = ("linear", "conv1d")
-    combinable = False
+    low_rank = False
 
     def parameter_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
         return {"magnitude": (d_out,)}
@@ -40,27 +42,27 @@ class Dora(Variant):
         return {"magnitude": row_norm(W + delta)}
 
     def output(self, x: torch.Tensor, base_out: torch.Tensor, layer: Any, name: str) -> torch.Tensor:
-        A, B, spec = layer.lora_A[name], layer.lora_B[name], layer.specs[name]
         magnitude = layer.variant_params[name]["magnitude"]
-        W = layer.canonical_weight()  # (d_out, d_in)
-        with torch.no_grad():
-            norm = row_norm(W.float() + layer.delta_weight_canonical(name))
+        W = layer.canonical_weight()  # (d_out, d_in); the current base weight, as the forward of PEFT uses
+        with torch.no_grad():  # a constant in backward
+            norm = row_norm(W.to(compute_dtype(W.dtype)) + layer.delta_weight_canonical(name))
         g = (magnitude / norm).to(base_out.dtype)
-        dropout = spec.dropout if layer.training else 0.0
+        dropout = layer.dropout_p(name)
         if dropout > 0:
             x = F.dropout(x, dropout, training=True)
             base_part = F.linear(x.to(W.dtype), W).to(base_out.dtype)
-            low_rank = F.linear(F.linear(x.to(A.dtype), A) * spec.scale, B)
         else:
             bias = layer.base_bias()
             base_part = base_out - bias if bias is not None else base_out
-            low_rank = layer.low_rank_output(name, x)
+        low_rank = layer.low_rank_output(name, x, dropout=0.0)
         return (g - 1) * base_part + g * low_rank.to(base_out.dtype)
 
     def merged_weight(self, W: torch.Tensor, delta: torch.Tensor, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        """W' = m ⊙ (W + ΔL) / ‖W + ΔL‖; the memo is that norm (d_out,), which unmerging needs."""
         direction = W + delta
         norm = row_norm(direction)
         return (params["magnitude"].to(W.dtype) / norm)[:, None] * direction, norm
 
     def unmerged_weight(self, W_merged: torch.Tensor, delta: torch.Tensor, params: Params, memo: torch.Tensor) -> torch.Tensor:
+        """W = W' ⊙ ‖W + ΔL‖ / m − ΔL, with the norm kept at merge time."""
         return W_merged * (memo / params["magnitude"].to(W_merged.dtype))[:, None] - delta
