@@ -29,6 +29,7 @@ from loralab.errors import LoraLabError
 from loralab.linalg import thin_svd_of_product
 from loralab.lora.delta import delta_weight
 from loralab.lora.io import read_adapter
+from loralab.lora.layout import LAYOUTS
 from loralab.lora.targets import base_modules, block_index, lora_layer_type, output_head_paths
 from loralab.lora.variants import VARIANTS
 from loralab.models.bundled import is_bundled_name
@@ -311,7 +312,8 @@ class BaseWeights:
     def canonical(self, path: str, tensor: torch.Tensor) -> torch.Tensor:
         """A stored weight of module ``path`` in (d_out, d_in) layout (Conv1D and embeddings transposed)."""
         self._load()
-        return tensor.T if self._kinds.get(path) in ("conv1d", "embedding") else tensor
+        layout = LAYOUTS.get(self._kinds.get(path, ""))
+        return tensor.T if layout is not None and layout.transposed else tensor
 
 
 def _module_kinds(model: torch.nn.Module) -> dict[str, str]:

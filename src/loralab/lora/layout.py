@@ -30,6 +30,9 @@ LINEAR = FactorLayout("linear", "lora_A.weight", "lora_B.weight", transposed=Fal
 CONV1D = FactorLayout("conv1d", "lora_A.weight", "lora_B.weight", transposed=True)
 EMBEDDING = FactorLayout("embedding", "lora_embedding_A", "lora_embedding_B", transposed=True)
 
+#: kind → layout
+LAYOUTS = {layout.kind: layout for layout in (LINEAR, CONV1D, EMBEDDING)}
+
 #: layouts that a file's keys can tell apart (Conv1D shares Linear's keys; the file's fan_in_fan_out tells)
 _BY_KEYS = {LINEAR.keys: LINEAR, EMBEDDING.keys: EMBEDDING}
 
