@@ -108,8 +108,10 @@ class TrainConfig:
     ``schedule`` with ``warmup_steps`` (see :mod:`loralab.train.schedules`); gradients are
     clipped to ``max_grad_norm`` (0: off). ``precision: bf16`` runs the forward and backward
     under bf16 autocast (weights stay float32); ``auto`` (the default) picks bf16 where the device
-    computes it natively and fp32 elsewhere (:mod:`loralab.models.precision`). Checkpoints every ``checkpoint_every`` steps
-    (0: only at the end or on Ctrl-C), keeping the newest ``keep_checkpoints``.
+    computes it natively and fp32 elsewhere (:mod:`loralab.models.precision`). A checkpoint is written every
+    ``checkpoint_every`` steps (0: off) and after any step that ends ``checkpoint_minutes`` after the
+    last one (0: off), at the end, and when the run is stopped by a signal (Ctrl-C, SIGTERM, SIGHUP);
+    the newest ``keep_checkpoints`` are kept.
     """
 
     epochs: float = 1.0
@@ -126,6 +128,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 10.0
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
@@ -140,7 +143,7 @@ class TrainConfig:
         for name in ("micro_batch_size", "grad_accum", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_every", "max_grad_norm"):
+        for name in ("warmup_steps", "checkpoint_every", "max_grad_norm", "checkpoint_minutes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
