@@ -86,8 +86,8 @@ def _spectrum(args) -> None:
         fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
     except ValueError:
         raise AnalysisError(f"--fractions must be comma-separated numbers in (0, 1], got {args.fractions!r}") from None
+    out = _output_folder(args.out, args.run)
     report = analyze_spectrum(args.run, step=args.step, over_training=args.over_training, fractions=fractions, **_options(args))
-    out = Path(args.out) if args.out else Path(args.run) / "analysis"
     suffix = _suffix(args.step)
     print(spectrum_table(report, args.per_module))
     if report.over_training:
@@ -105,8 +105,8 @@ def _subspace(args) -> None:
     from loralab.analysis.report import subspace_table, write_json
     from loralab.analysis.subspace import analyze_subspace
 
+    out = _output_folder(args.out, args.run_a)
     report = analyze_subspace(args.run_a, args.run_b, of=args.of, top=args.top, step_a=args.step_a, step_b=args.step_b, **_options(args))
-    out = Path(args.out) if args.out else Path(args.run_a) / "analysis"
     stem = f"subspace{_suffix(args.step_a)}-vs-{_safe(report.run_b)}{_suffix(args.step_b)}"
     print(subspace_table(report, args.per_module))
     written = [write_json(report.to_dict(), out / f"{stem}.json")]
@@ -121,14 +121,23 @@ def _amplification(args) -> None:
     from loralab.analysis.amplification import analyze_amplification
     from loralab.analysis.report import amplification_table, write_json
 
+    out = _output_folder(args.out, args.run)
     report = analyze_amplification(args.run, rank=args.rank, step=args.step, seed=args.seed, **_options(args))
-    out = Path(args.out) if args.out else Path(args.run) / "analysis"
     suffix = _suffix(args.step)
     print(amplification_table(report, args.per_module))
     written = [write_json(report.to_dict(), out / f"amplification{suffix}.json")]
     if not args.no_plots:
         written.append(plots.plot_amplification(report, out / f"amplification{suffix}.png"))
     _wrote(written, report.seconds)
+
+
+def _output_folder(out: str | None, run: str) -> Path:
+    """``--out`` (default ``RUN/analysis``), proven writable before any analysis runs."""
+    from loralab.outputs import writable_folder
+
+    if out is None and not Path(run).is_dir():
+        return Path(run) / "analysis"  # the analysis reports the missing run itself
+    return writable_folder(Path(out) if out else Path(run) / "analysis", "analysis output folder")
 
 
 def _safe(name: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from loralab.errors import ConfigError
 from loralab.models.cache import atomic_save
 from loralab.models.dtype import resolve_dtype
+from loralab.outputs import write_failure, writable_folder
 from loralab.train.runs import RunFolder
 
 
@@ -28,6 +29,9 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str | None = None) ->
         raise ConfigError(f"{out} exists and is not empty; choose a new folder for the merged model")
     if not method.finished(run):
         raise ConfigError(f"{run.path} has no final {method.output_kind.split(',')[0]} yet (the run did not finish; resume it first)")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; give a new folder for the merged model")
+    writable_folder(out.parent, "the folder for the merged model,")  # before minutes of merging, not after
     if dtype is None and not method.uses_adapter:  # nothing to merge or convert: the saved model as it is
         shutil.copytree(method.output_folder(run), out, dirs_exist_ok=True)
         return out
@@ -39,5 +43,8 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str | None = None) ->
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
-    atomic_save(save, out)
+    try:
+        atomic_save(save, out)
+    except (OSError, RuntimeError) as err:
+        raise write_failure(err, out.parent, f"cannot write the merged model to {out}") from None
     return out
