@@ -1,7 +1,8 @@
 """The ``loralab`` command. Each subcommand is one entry of ``COMMANDS``.
 
-User mistakes (``LoraLabError``) print one clear line and exit with status 2; anything
-else is a bug and keeps its stack trace.
+User mistakes (``LoraLabError``) print one clear line and exit with status 2; a stop signal
+exits with 128 + its number (130 for Ctrl-C, 143 for SIGTERM); anything else is a bug and
+keeps its stack trace.
 """
 
 from __future__ import annotations
@@ -87,14 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     from loralab.log import show_progress_messages
 
     show_progress_messages()
+    from loralab.stops import stop_on_signals
+
     try:
+        stop_on_signals()  # SIGTERM / SIGHUP end any command like Ctrl-C: cleanly, with a message
         COMMANDS[argv[0]][0](argv[1:])
     except LoraLabError as err:
         print(f"loralab: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("loralab: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM / SIGHUP turned into Stopped by loralab.stops
+        signum = getattr(stop, "signum", 2)
+        print(f"loralab: stopped by {getattr(stop, 'signame', 'SIGINT')}", file=sys.stderr)
+        return 128 + signum
     return 0
 
 

@@ -69,15 +69,20 @@ def test_resume_can_extend_a_finished_run(make_recipe):
     assert [r["step"] for r in _records(more.run_dir)] == [1, 2, 3, 4]
 
 
-def test_resume_refuses_another_method_or_a_run_without_checkpoints(make_recipe, tmp_path):
+def test_resume_refuses_another_method_and_restarts_a_run_without_checkpoints(make_recipe, tmp_path):
     from loralab.errors import ConfigError
 
-    first = train(make_recipe("train.max_steps=1"), progress=False)
+    first = train(make_recipe("train.max_steps=2"), progress=False)
+    expected = _records(first.run_dir)
     with pytest.raises(ConfigError, match="method"):
         resume(first.run_dir, ["method=full", "lora=null"], progress=False)
     shutil.rmtree(first.run_dir / "checkpoints")
-    with pytest.raises(ConfigError, match="no complete checkpoint"):
-        resume(first.run_dir, progress=False)
+    (first.run_dir / "adapter" / "adapter_model.safetensors").unlink()
+    again = resume(first.run_dir, progress=False)  # no checkpoint: a clean start from step 0, not an error
+    got = _records(again.run_dir)
+    assert [r["step"] for r in got] == [1, 2]
+    assert [r["loss"] for r in got] == pytest.approx([r["loss"] for r in expected], rel=1e-6)
+    assert (first.run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(make_recipe, tmp_path, monkeypatch):

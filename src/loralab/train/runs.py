@@ -17,6 +17,8 @@ outside the folder: the recipe is read as saved (see ``load_recipe(saved=True)``
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,9 @@ from loralab.errors import ConfigError
 from loralab.eval.result import TaskResult
 from loralab.train.checkpoint import complete_checkpoints
 from loralab.train.methods import METHODS, Method
+from loralab.outputs import write_failure
 from loralab.train.recipe import Recipe, load_recipe
+from loralab.train.run_lock import LOCK_NAME, RunLock
 
 FINAL, BEFORE = "final", "before"
 
@@ -111,28 +115,58 @@ class RunFolder:
         ordered = [BEFORE] * (BEFORE in labels) + steps + [FINAL] * (FINAL in labels)
         return {label: self.evaluation(label) for label in ordered}
 
+    # -- writing -------------------------------------------------------------------------
+    def lock(self) -> RunLock:
+        """The folder's lock (a context manager; see :mod:`loralab.train.run_lock`)."""
+        return RunLock(self.path)
+
+    def clear(self) -> None:
+        """Remove everything in the folder but its lock (a fresh start in the same place)."""
+        for child in self.path.iterdir() if self.path.is_dir() else []:
+            if child.name == LOCK_NAME:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
     # -- metrics ------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with self.metrics_file.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        """Append one record as a line of strict JSON (a NaN or ±inf value is written as null)."""
+        line = json.dumps({k: _finite_or_none(v) for k, v in record.items()}, allow_nan=False)
+        try:
+            with self.metrics_file.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        except OSError as err:
+            raise write_failure(err, self.path, f"cannot write {self.metrics_file}") from None
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """Every readable record in order; a damaged line (cut short by a kill, garbled) is skipped."""
         if not self.metrics_file.is_file():
             return []
         records = []
-        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
+        for line in self.metrics_file.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut short by a kill
-                break
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                continue
+            if isinstance(record, dict):
+                records.append(record)
         return records
 
     def keep_metrics_until(self, step: int) -> None:
-        """Drop records after ``step`` (a resumed run writes them again)."""
-        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        """Drop records after ``step`` (a resumed run writes them again); damaged lines go too."""
+        kept = [r for r in self.read_metrics() if isinstance(r.get("step"), int) and r["step"] <= step]
         tmp = self.metrics_file.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        tmp.replace(self.metrics_file)
+        try:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+            tmp.replace(self.metrics_file)
+        except OSError as err:
+            raise write_failure(err, self.path, f"cannot rewrite {self.metrics_file}") from None
+
+
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def open_run(path: str | Path) -> RunFolder:

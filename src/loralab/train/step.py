@@ -4,7 +4,11 @@ For micro-batches b_1 … b_k with loss sums ℓ_i and normalisers n_i (see
 :mod:`loralab.train.objectives`), the step back-propagates Σ ℓ_i / Σ n_i, micro-batch by
 micro-batch, clips the global gradient norm to ``max_grad_norm``, sets each parameter group's
 lr to its base lr × ``schedule(step)`` and steps the optimiser. A non-finite loss or gradient
-norm raises :class:`NonFiniteStep` with the gradients cleared and the weights untouched.
+norm raises :class:`NonFiniteStep` with the gradients cleared and the weights untouched; an
+update that leaves a trainable weight non-finite (an absurd lr, say) raises
+:class:`NonFiniteUpdate` — the weights are then spoiled, and the caller must not record or
+save them. ``before_update()`` is called just before the optimiser changes anything (the
+trainer holds stop signals from there until the step is recorded, see :mod:`loralab.stops`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,15 @@ class NonFiniteStep(LoraLabError):
     def __init__(self, step: int, quantity: str, value: float) -> None:
         super().__init__(f"step {step + 1}: the {quantity} is {value}")
         self.step, self.quantity, self.value = step, quantity, value
+
+
+class NonFiniteUpdate(LoraLabError):
+    """The optimiser step made trainable weights NaN or infinite (they are spoiled: do not save them)."""
+
+    def __init__(self, step: int, names: list[str]) -> None:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        super().__init__(f"step {step + 1}: the update made {shown} non-finite")
+        self.step, self.names = step, names
 
 
 class EmptyStep(LoraLabError):
@@ -59,12 +72,16 @@ class TrainStep:
         schedule: Callable[[int], float],
         max_grad_norm: float = 1.0,
         autocast: Callable[[], object] | None = None,
+        before_update: Callable[[], None] | None = None,
     ) -> None:
         self.model, self.objective, self.optimizer, self.schedule = model, objective, optimizer, schedule
         self.max_grad_norm = max_grad_norm if max_grad_norm > 0 else math.inf
         self.autocast = autocast
+        self.before_update = before_update
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        names = {id(p): name for name, p in model.named_parameters()}
+        self.named_params = [(names.get(id(p), f"parameter {i}"), p) for i, p in enumerate(self.params)]
         self.device = next(model.parameters()).device
 
     def __call__(self, step: int, batches: list[dict[str, torch.Tensor]]) -> StepResult:
@@ -90,10 +107,27 @@ class TrainStep:
             quantity, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
             raise NonFiniteStep(step, quantity, value)
         multiplier = self.schedule(step)
+        if self.before_update is not None:
+            self.before_update()
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base_lr * multiplier
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        spoiled = non_finite_parameters(self.named_params)
+        if spoiled:
+            raise NonFiniteUpdate(step, spoiled)
         metrics = {key: value / total for key, value in metric_sums.items()}
         return StepResult(loss, grad_norm, multiplier, total, tokens, metrics, time.perf_counter() - begin)
 
+
+def non_finite_parameters(named: list[tuple[str, torch.Tensor]]) -> list[str]:
+    """Names of the parameters holding NaN or ±inf.
+
+    One fused norm per parameter first (cheap); only a parameter whose norm is not finite
+    (it may merely have overflowed) is checked element by element.
+    """
+    named = [(name, p) for name, p in named if p.is_floating_point()]
+    if not named:
+        return []
+    norms = torch._foreach_norm([p.detach() for _, p in named])
+    return [name for (name, p), norm in zip(named, norms) if not torch.isfinite(norm) and not bool(torch.isfinite(p.detach()).all())]

@@ -7,15 +7,23 @@ optimiser step). Only the writing process (:mod:`loralab.process`) writes files 
 
 Checkpoint ``step-N`` holds the state after N steps: trainable weights, optimiser, RNG states.
 The data position and the learning rate follow from N, so a resumed run repeats exactly
-what the uninterrupted run would have done. Ctrl-C writes a checkpoint and stops; a
-non-finite loss or gradient stops the run and keeps the last good checkpoint.
+what the uninterrupted run would have done. Checkpoints are written every
+``train.checkpoint_every`` steps, after ``train.checkpoint_minutes``, at the end, and when a
+stop signal arrives (Ctrl-C, SIGTERM, SIGHUP; :mod:`loralab.stops`): a step is then
+either complete and recorded or not begun, and a checkpoint is written for the last complete
+step unless it has one. A non-finite loss, gradient or updated weight stops the run and keeps
+the last good checkpoint. One process at a time works in a run folder (:mod:`loralab.train.run_lock`).
+
+Resuming checks everything before it writes anything: the checkpoint's identity, tensor
+names and shapes, the optimiser state. A damaged newest checkpoint (unreadable, or NaN) is set
+aside as ``step-N.damaged`` and the previous complete one is used.
 """
 
 from __future__ import annotations
 
 import random
-import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +41,7 @@ from loralab.eval.tasks.registry import KINDS
 from loralab.eval.tasks.spec import parse_task
 from loralab.lora.report import trainable_parameters
 from loralab.models.precision import Precision, resolve_precision
+from loralab.outputs import write_failure
 from loralab.process import current_role, say, show_progress
 from loralab.train import checkpoint as ckpt
 from loralab.train.batches import BatchPlan
@@ -45,7 +54,8 @@ from loralab.train.recipe import Recipe
 from loralab.train.report import RunSummary, finish_report
 from loralab.train.runs import BEFORE, FINAL, RunFolder
 from loralab.train.schedules import lr_multiplier
-from loralab.train.step import EmptyStep, NonFiniteStep, StepResult, TrainStep
+from loralab.train.step import EmptyStep, NonFiniteStep, NonFiniteUpdate, StepResult, TrainStep
+from loralab.stops import StopSignals
 
 
 class TrainingDiverged(LoraLabError):
@@ -68,16 +78,25 @@ def train(recipe: Recipe, *, resume: bool = False, force: bool = False, progress
     """Run ``recipe`` into ``recipe.run_dir`` (``resume``: continue from its last checkpoint)."""
     recipe.check_environment()
     run = RunFolder(recipe.run_dir)
-    if resume:
-        if run.latest_checkpoint() is None:
-            raise ConfigError(f"cannot resume {run.path}: it has no complete checkpoint")
-    elif run.recipe_file.exists():
-        if not force:
-            raise ConfigError(f"run folder {run.path} already exists: resume it with --resume {run.path}, "
-                              f"choose another name (name=...) or replace it with --force")  # fmt: skip
-        if current_role().writes:
-            shutil.rmtree(run.path)
-    return Trainer(recipe, run, progress).run(resume)
+    writes = current_role().writes
+    with run.lock() if writes else nullcontext(), StopSignals() as stops:
+        if resume and run.latest_checkpoint() is None and not _damaged_only(run):
+            say(f"loralab: {run.path} has no complete checkpoint yet: starting it again from step 0")
+            resume = False
+            if writes:
+                run.clear()
+        elif not resume and run.recipe_file.exists():
+            if not force:
+                raise ConfigError(f"run folder {run.path} already exists: resume it with --resume {run.path}, "
+                                  f"choose another name (name=...) or replace it with --force")  # fmt: skip
+            if writes:
+                run.clear()
+        return Trainer(recipe, run, progress, stops).run(resume)
+
+
+def _damaged_only(run: RunFolder) -> bool:
+    """Whether the run has checkpoint folders but none of them complete (then resuming is an error, not a restart)."""
+    return run.checkpoints_dir.is_dir() and any(p.name.startswith("step-") for p in run.checkpoints_dir.iterdir())
 
 
 def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> TrainResult:
@@ -91,14 +110,18 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), pro
 class Trainer:
     """Trains one recipe into one run folder; ``run(resume)`` does everything (see the module docstring)."""
 
-    def __init__(self, recipe: Recipe, run: RunFolder, progress: bool) -> None:
+    def __init__(self, recipe: Recipe, run: RunFolder, progress: bool, stops: StopSignals | None = None) -> None:
         self.recipe = recipe
+        self.stops = stops or StopSignals()  # a held section without installed handlers is harmless
         self.run_folder = run
         self.method = recipe.training_method
         self.objective = OBJECTIVES[recipe.train.objective]
         self.role = current_role()
         self.progress = show_progress(progress)
         self.completed = 0  # optimiser steps done so far (the state a checkpoint would hold)
+        self.rng_after_completed: dict[str, Any] = {}  # the RNG state right after step `completed`
+        self.last_saved = 0  # the newest checkpoint's step
+        self.last_saved_at = time.monotonic()
         # set by _setup:
         self.model: torch.nn.Module
         self.tokenizer: Any
@@ -131,7 +154,7 @@ class Trainer:
         self.total_steps = self.plan.total_steps(recipe.train.epochs, recipe.train.max_steps)
         schedule = lr_multiplier(recipe.train.schedule, self.total_steps, recipe.train.warmup_steps, recipe.train.min_lr_ratio)
         self.train_step = TrainStep(self.model, self.objective, optimizer, schedule, recipe.train.max_grad_norm,
-                              autocast=lambda: autocast(self.precision.name, self.device))  # fmt: skip
+                              autocast=lambda: autocast(self.precision.name, self.device), before_update=self.stops.hold)  # fmt: skip
 
     def _reference_model(self) -> torch.nn.Module | None:
         """A frozen copy of the base for KL when there is no adapter to switch off (full fine-tuning)."""
@@ -146,9 +169,11 @@ class Trainer:
         started = time.perf_counter()
         self._setup()
         run, recipe = self.run_folder, self.recipe
+        start = self._restore() if resume else 0  # every check before anything is written
         if self.role.writes:
-            run.path.mkdir(parents=True, exist_ok=True)
-            run.recipe_file.write_text(recipe.to_yaml(), encoding="utf-8")
+            self._write_recipe()
+            if resume:
+                run.keep_metrics_until(start)
         train_precision = self.precision.describe(recipe.train.precision)
         eval_precision = self.eval_precision.describe(recipe.eval.precision)
         summary = RunSummary(recipe, run, trainable_parameters(self.model, verbose=False), self.dataset.stats.summary(),
@@ -160,55 +185,75 @@ class Trainer:
         say(f"loralab: {recipe.method} on {recipe.model.name}: {summary.parameters}\nloralab: data: {summary.data}\n"
             f"loralab: {self.total_steps} steps of {recipe.train.micro_batch_size}×{recipe.train.grad_accum} examples → {run.path}")  # fmt: skip
 
-        start = 0
-        before: list = []
-        if resume:
-            start = self._restore(run.latest_checkpoint())
-            before = run.evaluation(BEFORE)
-        elif recipe.eval.tasks and recipe.eval.before:
-            before = self._evaluate(BEFORE)
-        losses = [r["loss"] for r in run.read_metrics()]
-        try:
-            step = self._loop(start, losses)
-        except KeyboardInterrupt:
-            if self.completed > start:
-                path = self._checkpoint(self.completed)
-                say(f"\nloralab: interrupted after step {self.completed}; checkpoint {path.name} saved. "
-                    f"Continue with: loralab train --resume {run.path}")  # fmt: skip
-            else:
-                say(f"\nloralab: interrupted; the newest checkpoint is kept. Continue with: loralab train --resume {run.path}")
-            raise
         saved = run.checkpoints()
-        if step > (saved[-1][0] if saved else 0):
-            self._checkpoint(step)
-        if self.role.writes:
-            self.method.save_final(self.model, self.tokenizer, run)
-        final = self._evaluate(FINAL) if recipe.eval.tasks else []
-        before = self._complete_before(before, final) if before else before
-        result = TrainResult(run.path, step, time.perf_counter() - started, losses, before, final)
-        if self.role.writes:
-            finish_report(summary, result)
+        self.completed = start
+        self.last_saved = saved[-1][0] if saved else 0
+        self.rng_after_completed = _rng_state()
+        try:
+            before: list = run.evaluation(BEFORE) if resume else []
+            if not resume and recipe.eval.tasks and recipe.eval.before:
+                before = self._evaluate(BEFORE)
+            losses = [r["loss"] for r in run.read_metrics()]
+            step = self._loop(start, losses)
+            if step > self.last_saved:
+                self._checkpoint(step)
+            if self.role.writes:
+                self.method.save_final(self.model, self.tokenizer, run)
+            final = self._evaluate(FINAL) if recipe.eval.tasks else []
+            before = self._complete_before(before, final) if before else before
+            result = TrainResult(run.path, step, time.perf_counter() - started, losses, before, final)
+            if self.role.writes:
+                finish_report(summary, result)
+        except KeyboardInterrupt as stop:
+            self._save_on_stop(getattr(stop, "signame", "SIGINT"))
+            raise
         return result
+
+    def _write_recipe(self) -> None:
+        tmp = self.run_folder.recipe_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(self.recipe.to_yaml(), encoding="utf-8")
+            tmp.replace(self.run_folder.recipe_file)
+        except OSError as err:
+            raise write_failure(err, self.run_folder.path, f"cannot write {self.run_folder.recipe_file}") from None
+
+    def _save_on_stop(self, signame: str) -> None:
+        """After a stop signal: checkpoint the last complete step unless it has one, and say how to go on."""
+        run = self.run_folder
+        how = f"Continue with: loralab train --resume {run.path}"
+        if self.completed > self.last_saved:
+            path = self._checkpoint(self.completed, raise_pending=False)
+            say(f"\nloralab: stopped by {signame} after step {self.completed}; checkpoint {path.name} saved. {how}")
+        elif self.last_saved:
+            say(f"\nloralab: stopped by {signame}; step {self.last_saved} is checkpointed. {how}")
+        else:
+            say(f"\nloralab: stopped by {signame} before the first step. {how}")
 
     def _loop(self, start: int, losses: list[float]) -> int:
         recipe, run = self.recipe, self.run_folder
-        self.completed = start
         self.model.train()
         bar = tqdm(total=self.total_steps, initial=start, desc=f"train {recipe.name}", disable=not self.progress, unit="step")
         try:
             for step in range(start, self.total_steps):
-                record = self._step(step)
-                losses.append(record["loss"])
-                if self.role.writes:
-                    run.append_metrics(record)
-                self.completed = step + 1
+                try:
+                    record = self._step(step)  # TrainStep holds stop signals from just before its update
+                    losses.append(record["loss"])
+                    if self.role.writes:
+                        run.append_metrics(record)
+                    self.completed = step + 1
+                    self.rng_after_completed = _rng_state()
+                except BaseException:
+                    self.stops.release(raise_pending=False)
+                    raise
+                self.stops.release()  # a signal that came during the update is raised now, the step recorded
                 bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{record['tokens_per_s']:.0f}")
                 bar.update(1)
                 done = step + 1
                 if recipe.eval.tasks and recipe.eval.every and done % recipe.eval.every == 0 and done < self.total_steps:
                     self._evaluate(f"step-{done:08d}")
                     self.model.train()
-                if recipe.train.checkpoint_every and done % recipe.train.checkpoint_every == 0:
+                every, minutes = recipe.train.checkpoint_every, recipe.train.checkpoint_minutes
+                if (every and done % every == 0) or (minutes and time.monotonic() - self.last_saved_at >= 60 * minutes):
                     self._checkpoint(done)
         finally:
             bar.close()
@@ -221,11 +266,10 @@ class Trainer:
             done: StepResult = self.train_step(step, batches)
         except EmptyStep as err:
             raise TrainingDiverged(str(err)) from None
-        except NonFiniteStep as err:
+        except (NonFiniteStep, NonFiniteUpdate) as err:
             latest = self.run_folder.latest_checkpoint()
             kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written yet"
-            raise TrainingDiverged(f"step {err.step + 1}: the {err.quantity} is {err.value}; stopped ({kept}). "
-                                   f"Try a lower optimizer.lr or train.max_grad_norm.") from None  # fmt: skip
+            raise TrainingDiverged(f"{err}; stopped ({kept}). Try a lower optimizer.lr or train.max_grad_norm.") from None
         return {
             "step": step + 1,
             "epoch": round(self.plan.epoch_of(step + 1), 4),
@@ -241,22 +285,59 @@ class Trainer:
         }
 
     # -- checkpoints -------------------------------------------------------------------------
-    def _checkpoint(self, step: int) -> Path:
+    def _checkpoint(self, step: int, raise_pending: bool = True) -> Path:
+        """Write checkpoint ``step`` (= ``self.completed``) in a held section: a signal waits until it is whole."""
+        assert step == self.completed, (step, self.completed)
         state = {
             "step": step,
             "optimizer": self.train_step.optimizer.state_dict(),
-            "rng": _rng_state(),
+            "optimizer_name": self.recipe.optimizer.name,
+            "rng": self.rng_after_completed,
             "identity": self.method.identity(self.recipe),
         }
         tensors = {name: p.detach() for name, p in self.trainable}
         path = self.run_folder.checkpoints_dir / f"step-{step:08d}"
-        if self.role.writes:
-            path = ckpt.save_checkpoint(self.run_folder.checkpoints_dir, step, tensors, state, self.recipe.train.keep_checkpoints,
-                                        self.method.checkpoint_writer(self.model))  # fmt: skip
+        self.stops.hold()
+        try:
+            if self.role.writes:
+                path = ckpt.save_checkpoint(self.run_folder.checkpoints_dir, step, tensors, state, self.recipe.train.keep_checkpoints,
+                                            self.method.checkpoint_writer(self.model))  # fmt: skip
+            self.last_saved, self.last_saved_at = step, time.monotonic()
+        except BaseException:
+            self.stops.release(raise_pending=False)
+            raise
+        self.stops.release(raise_pending)
         return path
 
-    def _restore(self, path: Path) -> int:
-        step, tensors, state = ckpt.load_checkpoint(path)
+    def _restore(self) -> int:
+        """Load the newest readable checkpoint after checking it fits; damaged newer ones are set aside."""
+        damaged: list[Path] = []
+        for step, path in reversed(self.run_folder.checkpoints()):
+            try:
+                step, tensors, state = ckpt.load_checkpoint(path)
+            except ckpt.DamagedCheckpoint as err:
+                say(f"loralab: {err}; trying the previous checkpoint")
+                damaged.append(path)
+                continue
+            self._check_fits(path, tensors, state)
+            with torch.no_grad():
+                for name, param in self.trainable:
+                    param.copy_(tensors[name])
+            try:
+                self.train_step.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError, RuntimeError) as err:
+                raise ConfigError(f"checkpoint {path}: its optimiser state does not fit this recipe's optimizer ({err})") from None
+            _set_rng_state(state["rng"])
+            if self.role.writes:
+                for bad in damaged:
+                    bad.rename(bad.with_name(bad.name + ".damaged"))
+            say(f"loralab: resumed from {path} (step {step} of {self.total_steps})")
+            return step
+        raise ConfigError(f"cannot resume {self.run_folder.path}: no checkpoint can be read "
+                          f"({', '.join(p.name for p in damaged)} damaged); start again with --force")  # fmt: skip
+
+    def _check_fits(self, path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        """Refuse a checkpoint written by another method, model, or with other tensor names or shapes."""
         found, expected = state.get("identity", {}), self.method.identity(self.recipe)
         for key in expected:
             if found.get(key) != expected[key]:
@@ -264,17 +345,28 @@ class Trainer:
                                   f"{expected[key]}; resume with the recipe it was trained with")  # fmt: skip
         names = {name for name, _ in self.trainable}
         if set(tensors) != names:
-            raise ConfigError(f"checkpoint {path} does not fit this model: it holds {len(tensors)} tensors, "
-                              f"the model trains {len(names)}")  # fmt: skip
-        with torch.no_grad():
-            for name, param in self.trainable:
-                param.copy_(tensors[name])
-        self.train_step.optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"])
-        if self.role.writes:
-            self.run_folder.keep_metrics_until(step)
-        say(f"loralab: resumed from {path} (step {step} of {self.total_steps})")
-        return step
+            missing = sorted(names - set(tensors)) or sorted(set(tensors) - names)
+            raise ConfigError(f"checkpoint {path} does not fit this model: it holds {len(tensors)} tensors, the model "
+                              f"trains {len(names)} (e.g. {missing[0]}); resume with the recipe it was trained with")  # fmt: skip
+        for name, param in self.trainable:
+            if tensors[name].shape != param.shape:
+                raise ConfigError(f"checkpoint {path} does not fit this model: {name} is {tuple(tensors[name].shape)} "
+                                  f"there and {tuple(param.shape)} here (was lora.r changed?); resume with the recipe it was trained with")  # fmt: skip
+        written_with = state.get("optimizer_name", self.recipe.optimizer.name)  # older checkpoints do not say
+        if written_with != self.recipe.optimizer.name:
+            raise ConfigError(f"checkpoint {path} was written with optimizer {written_with}, but the recipe now says "
+                              f"{self.recipe.optimizer.name}; resume with the recipe it was trained with")  # fmt: skip
+        groups = state.get("optimizer", {}).get("param_groups", [])
+        if [len(g["params"]) for g in groups] != [len(g["params"]) for g in self.train_step.optimizer.param_groups]:
+            raise ConfigError(f"checkpoint {path}: its optimiser has other parameter groups than this recipe's "
+                              f"(was optimizer.loraplus_ratio or the optimiser changed?); resume with the recipe it was trained with")  # fmt: skip
+        params = [p for g in self.train_step.optimizer.param_groups for p in g["params"]]
+        ids = [i for g in groups for i in g["params"]]
+        for index, param in zip(ids, params):
+            for key, value in state["optimizer"].get("state", {}).get(index, {}).items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape != param.shape:
+                    raise ConfigError(f"checkpoint {path}: optimiser state {key} is {tuple(value.shape)}, the parameter "
+                                      f"{tuple(param.shape)}; resume with the recipe it was trained with")  # fmt: skip
 
     # -- evaluation -------------------------------------------------------------------------------
     def _evaluate(self, label: str) -> list:

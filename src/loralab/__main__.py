@@ -1,0 +1,7 @@
+"""``python -m loralab``: the same as the ``loralab`` command."""
+
+import sys
+
+from loralab.cli import main
+
+sys.exit(main())
