@@ -15,6 +15,8 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from loralab.errors import LoraLabError
@@ -62,6 +64,15 @@ def write_failure(err: BaseException, path: str | Path, doing: str) -> OutputErr
         reason += f" ({free / 2**20:.0f} MiB free)"
     fix = "free some space or write elsewhere" if reason.startswith("the disk") else "choose a writable location"
     return OutputError(f"{doing}: {reason}; {fix}")
+
+
+@contextmanager
+def writing(path: str | Path, doing: str) -> Iterator[None]:
+    """Turn a failed write inside the block (``OSError``, or torch's ``RuntimeError``) into :func:`write_failure`."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        raise write_failure(err, path, doing) from None
 
 
 def free_bytes(path: str | Path) -> int | None:

@@ -69,11 +69,13 @@ class StopSignals:
         self._held += 1
 
     def release(self, raise_pending: bool = True) -> None:
-        """Close a held section; the outermost release raises a signal that arrived meanwhile."""
+        """Close a held section; the outermost release raises a signal that arrived meanwhile
+        (``raise_pending=False``: drops it — the caller is already stopping)."""
         self._held = max(0, self._held - 1)
-        if self._held == 0 and self._pending is not None and raise_pending:
+        if self._held == 0 and self._pending is not None:
             signum, self._pending = self._pending, None
-            raise Stopped(signum)
+            if raise_pending:
+                raise Stopped(signum)
 
     @property
     def pending(self) -> int | None:

@@ -41,7 +41,7 @@ from loralab.eval.tasks.registry import KINDS
 from loralab.eval.tasks.spec import parse_task
 from loralab.lora.report import trainable_parameters
 from loralab.models.precision import Precision, resolve_precision
-from loralab.outputs import write_failure
+from loralab.outputs import write_failure, writing
 from loralab.process import current_role, say, show_progress
 from loralab.train import checkpoint as ckpt
 from loralab.train.batches import BatchPlan
@@ -198,12 +198,14 @@ class Trainer:
             if step > self.last_saved:
                 self._checkpoint(step)
             if self.role.writes:
-                self.method.save_final(self.model, self.tokenizer, run)
+                with writing(run.path, f"cannot write {self.method.output_folder(run)}"):
+                    self.method.save_final(self.model, self.tokenizer, run)
             final = self._evaluate(FINAL) if recipe.eval.tasks else []
             before = self._complete_before(before, final) if before else before
             result = TrainResult(run.path, step, time.perf_counter() - started, losses, before, final)
             if self.role.writes:
-                finish_report(summary, result)
+                with writing(run.path, f"cannot write the report of {run.path}"):
+                    finish_report(summary, result)
         except KeyboardInterrupt as stop:
             self._save_on_stop(getattr(stop, "signame", "SIGINT"))
             raise
@@ -387,8 +389,9 @@ class Trainer:
         results += [TaskResult(t, "kl_to_base", 0.0, 0.0, 0, 0.0, "source", False, {"exact": "the adapter starts at B·A = 0"})
                     for t in kl_tasks if t in skipped]  # fmt: skip
         if self.role.writes:
-            self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
-            to_json(results, self.run_folder.eval_file(label), variant=label)
+            with writing(self.run_folder.path, f"cannot write {self.run_folder.eval_file(label)}"):
+                self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
+                to_json(results, self.run_folder.eval_file(label), variant=label)
         deferred = [t for t in skipped if t not in kl_tasks]
         say(f"\nevaluation ({label}):\n{results_table(results)}"
             + (f"\n({', '.join(deferred)} of the base: with the final KL pass)" if deferred else ""))  # fmt: skip
