@@ -145,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                 recipe = write_recipe(folder, args.steps, f"run{run_index}")
                 run = folder / "runs" / f"run{run_index}"
                 process = start("train", str(recipe))
-            else:
+            elif (run / "recipe.yaml").is_file():
                 process = start("train", "--resume", str(run))
+            else:  # stopped before it wrote anything (e.g. during start-up): the user just runs it again
+                process = start("train", str(recipe))
             signum = rng.choice(signals)
             after = rng.randint(0, args.steps)
             extra = rng.random() * 0.05
@@ -156,11 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             finished = (run / "adapter" / "adapter_model.safetensors").is_file() and process.returncode == 0
             print(f"cycle {cycle:3d}: {signal.Signals(signum).name:7s} after ≥{after:2d} more steps → exit {process.returncode}, "
                   f"{recorded_steps(run)} steps recorded, {len(bad)} corrupted" + (f" {bad}" if bad else ""), flush=True)  # fmt: skip
-            if process.returncode not in (0, -signal.SIGKILL, 128 + signum, 2):
+            if process.returncode not in (0, -signal.SIGKILL, 128 + signum, -signum):
                 print(out[-2000:])
             if finished or cycle == args.cycles:
                 if not finished:
-                    finish = run_to_end("train", "--resume", str(run))
+                    finish = run_to_end(*(("train", "--resume", str(run)) if (run / "recipe.yaml").is_file() else ("train", str(recipe))))
                     if finish.returncode:
                         print(finish.stdout[-2000:] + finish.stderr[-2000:])
                 runs += 1
