@@ -43,6 +43,7 @@ from loralab.lora.report import trainable_parameters
 from loralab.models.precision import Precision, resolve_precision
 from loralab.outputs import write_failure, writing
 from loralab.process import current_role, say, show_progress
+from loralab.stops import StopSignals
 from loralab.train import checkpoint as ckpt
 from loralab.train.batches import BatchPlan
 from loralab.train.data_setup import training_set
@@ -55,7 +56,6 @@ from loralab.train.report import RunSummary, finish_report
 from loralab.train.runs import BEFORE, FINAL, RunFolder
 from loralab.train.schedules import lr_multiplier
 from loralab.train.step import EmptyStep, NonFiniteStep, NonFiniteUpdate, StepResult, TrainStep
-from loralab.stops import StopSignals
 
 
 class TrainingDiverged(LoraLabError):
