@@ -1,7 +1,7 @@
 """Adapter folders: ``adapter_config.json`` + ``adapter_model.safetensors``, as PEFT reads and writes them.
 
-Loading checks everything (config, tensor names, every shape) before the model is
-touched, so a file that does not fit leaves the model as it was. Pickles are never loaded.
+Loading checks everything (config, tensor names, dtypes, values, every shape) before the model
+is touched, so a file that does not fit leaves the model as it was. Pickles are never loaded.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def read_adapter(folder: str | Path) -> tuple[AdapterFileConfig, dict[str, Facto
     """
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    if folder.is_file():
+        raise AdapterFileError(f"{folder} is a file; give the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
     if not folder.is_dir():
         raise AdapterFileError(f"adapter folder {folder} does not exist")
     if not config_path.is_file():
@@ -80,12 +82,14 @@ def read_adapter(folder: str | Path) -> tuple[AdapterFileConfig, dict[str, Facto
 
     parts: dict[str, dict[str, torch.Tensor]] = {}
     extra: dict[str, torch.Tensor] = {}
-    for key, tensor in tensors.items():
-        key = key[len(KEY_PREFIX):] if key.startswith(KEY_PREFIX) else key
+    for file_key, tensor in tensors.items():
+        check_finite(weights_path, file_key, tensor)
+        key = file_key[len(KEY_PREFIX):] if file_key.startswith(KEY_PREFIX) else file_key
         split = split_key(key, _VARIANT_KEYS)
         if split is None:
-            extra[key.replace(".base_layer.", ".")] = tensor
+            extra[key.replace(".base_layer.", ".")] = tensor  # its dtype is checked against what it replaces
         else:
+            check_float_like(weights_path, file_key, tensor)
             parts.setdefault(split[0], {})[split[1]] = tensor
     modules = {}
     variant = VARIANTS[config.lora.variant]
@@ -108,9 +112,35 @@ def read_adapter(folder: str | Path) -> tuple[AdapterFileConfig, dict[str, Facto
     return config, modules, extra
 
 
+def check_finite(source: str | Path, key: str, tensor: torch.Tensor) -> None:
+    """AdapterFileError if a floating tensor holds NaN or ±inf: merged, it would poison every output."""
+    if tensor.is_floating_point() and not torch.isfinite(tensor if tensor.element_size() > 1 else tensor.float()).all():
+        raise AdapterFileError(f"{source}: tensor {key} holds NaN or infinite values (did training diverge?); "
+                               "use an earlier checkpoint or retrain")  # fmt: skip
+
+
+def check_float_like(source: str | Path, key: str, tensor: torch.Tensor, like: torch.Tensor | None = None) -> None:
+    """AdapterFileError if ``tensor`` is not floating point where ``like`` (default: a factor) is.
+
+    Copying an integer or bool tensor into a float weight would not fail: it would truncate the
+    adapter (float values saved as integers are mostly 0) without a word.
+    """
+    if (like is None or like.is_floating_point()) and not tensor.is_floating_point():
+        raise AdapterFileError(f"{source}: tensor {key} has dtype {tensor.dtype}, but it must be floating point "
+                               "(save it as float32, bfloat16 or float16)")  # fmt: skip
+
+
 def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") -> Path:
-    """Write adapter ``name`` to ``folder`` in PEFT's format (files replaced atomically)."""
+    """Write adapter ``name`` to ``folder`` in PEFT's format (files replaced atomically).
+
+    ``folder`` may exist (its two adapter files are replaced) but may not be, or lie under, a file.
+    """
     config = require_adapter(model, name)
+    folder = Path(folder)
+    blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)  # the nearest existing path
+    if blocking is not None and not blocking.is_dir():
+        raise AdapterFileError(f"cannot save the adapter to {folder}: {blocking} is a file; "
+                               "give a folder path (adapter_config.json and adapter_model.safetensors are written in it)")  # fmt: skip
     tensors: dict[str, torch.Tensor] = {}
     fan_in_fan_out = False
     lora_paths = []
@@ -127,7 +157,6 @@ def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     base_name = getattr(getattr(model, "config", None), "name_or_path", None) or None
     file_config = AdapterFileConfig(_portable(config, lora_paths), fan_in_fan_out, base_name)
 
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.to("cpu").contiguous() for k, v in tensors.items()}
     _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
@@ -208,11 +237,16 @@ def _split_extra(model, extra, copies, config, source):
         param = getattr(plain.get(path), param_name, None)
         if not isinstance(param, torch.Tensor):
             raise AdapterMismatchError(f"adapter {source} saves {key}, which this model does not have")
+        check_float_like(source, key, tensor, param)
         if tuple(param.shape) != tuple(tensor.shape):
             raise AdapterMismatchError(f"{key}: the adapter has shape {tuple(tensor.shape)}, this model has {tuple(param.shape)}")
         base_tensors.append((param, tensor))
     for path in copies:
-        expected = {k: tuple(v.shape) for k, v in plain[path].state_dict().items()}
+        like = plain[path].state_dict()
+        for key, tensor in copy_tensors[path].items():
+            if key in like:
+                check_float_like(source, f"{path}.{key}", tensor, like[key])
+        expected = {k: tuple(v.shape) for k, v in like.items()}
         found = {k: tuple(v.shape) for k, v in copy_tensors[path].items()}
         if found != expected:
             raise AdapterMismatchError(f"{path} (modules_to_save): the adapter has {found}, this model needs {expected}")

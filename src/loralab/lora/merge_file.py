@@ -9,7 +9,7 @@ import torch
 
 from loralab.errors import AdapterMismatchError
 from loralab.lora.delta import compute_dtype, delta_weight
-from loralab.lora.io import read_adapter
+from loralab.lora.io import check_float_like, read_adapter
 from loralab.lora.variants import VARIANTS
 
 
@@ -21,6 +21,8 @@ def merge_state_dict(
     For each adapted module at path p: ``p.weight`` ← the variant's merged weight (plain LoRA:
     W + ΔW with ΔW = ``delta_weight(A, B, scale)``; transposed for embeddings and fan-in-fan-out
     layers), and biases and ``modules_to_save`` weights saved with the adapter replace the base's.
+    ``read_adapter`` has refused non-finite and non-float factors; a saved tensor replacing a float
+    one must be float too.
     """
     config, modules, extra = read_adapter(adapter)
     variant = VARIANTS[config.lora.variant]
@@ -47,5 +49,6 @@ def merge_state_dict(
             raise AdapterMismatchError(f"the adapter saves {key}, which the state dict does not have")
         if tuple(merged[key].shape) != tuple(value.shape):
             raise AdapterMismatchError(f"{key}: adapter has {tuple(value.shape)}, state dict has {tuple(merged[key].shape)}")
+        check_float_like(adapter, key, value, merged[key])
         merged[key] = value.to(merged[key].dtype)
     return merged
