@@ -1,5 +1,8 @@
 """Adapter files a careless or hostile user may hand over: non-finite or non-float tensors, a file
-where the folder belongs, saving onto a file."""
+where the folder belongs, saving onto a file, and the permissions of what is written."""
+
+import os
+import stat
 
 import pytest
 import torch
@@ -92,3 +95,18 @@ def test_saving_onto_a_file_is_refused(make_model, tmp_path, where):
     with pytest.raises(AdapterFileError, match=rf"{blocker} is a file; give a folder path"):
         loralab.save_adapter(model, target)
     assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["022", "077", "002"])
+def test_written_files_get_the_users_umask(make_model, tmp_path, umask, mode):
+    model = make_model()
+    loralab.add_adapter(model, loralab.LoraConfig(r=2, target_modules=["q_proj"]))
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / WEIGHTS).write_bytes(b"")  # replacing an existing file gives the same mode
+    old = os.umask(umask)
+    try:
+        folder = loralab.save_adapter(model, tmp_path / "adapter")
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in folder.iterdir()}
+    assert modes == {"adapter_config.json": oct(mode), WEIGHTS: oct(mode)}  # and no temporary file is left

@@ -2,13 +2,14 @@
 
 Loading checks everything (config, tensor names, dtypes, values, every shape) before the model
 is touched, so a file that does not fit leaves the model as it was. Pickles are never loaded.
+Files are written with the permissions any new file of the user gets (0666 less the umask).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,11 +255,19 @@ def _split_extra(model, extra, copies, config, source):
 
 
 def _atomic_write(target: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``target``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    """Write through a temporary file in the same folder, then rename over ``target``.
+
+    ``target`` gets the mode any new file of the user gets (0666 less the umask), read off the
+    temporary file as created; ``write`` may replace that file by a 0600 one of its own
+    (safetensors' ``save_file`` does), so the mode is set again before the rename.
+    """
+    tmp = str(target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    mode = os.fstat(fd).st_mode & 0o777
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
