@@ -20,7 +20,7 @@ from torch import nn
 
 from loralab.errors import ConfigError
 from loralab.linalg import thin_svd_of_product
-from loralab.lora.interface import adapter_modules
+from loralab.lora.interface import adapter_modules, check_adapter_name
 from loralab.lora.layers import AdapterSpec, LoraLayer
 from loralab.lora.registry import registry, require_adapter
 from loralab.lora.switching import refresh_trainable
@@ -37,6 +37,7 @@ def combine_adapters(
     svd_rank: int | None = None,
 ) -> str:
     """Add adapter ``name`` whose update combines the named adapters' (see module docstring)."""
+    check_adapter_name(name)
     names = list(names)
     weights = [1.0] * len(names) if weights is None else [float(w) for w in weights]
     if method not in METHODS:

@@ -6,6 +6,7 @@ from torch import nn
 
 from loralab.errors import ConfigError
 from loralab.lora.config import LoraConfig
+from loralab.lora.interface import check_adapter_name
 from loralab.lora.layers import AdapterSpec, LoraLayer
 from loralab.lora.registry import registry
 from loralab.lora.switching import refresh_trainable
@@ -37,8 +38,7 @@ def plan_adapter(model: nn.Module, config: LoraConfig, name: str) -> tuple[list[
     """Everything ``add_adapter`` will touch, checked before anything changes."""
     if not isinstance(config, LoraConfig):
         raise ConfigError(f"expected a loralab.LoraConfig, got {type(config).__name__}")
-    if not isinstance(name, str) or not name or "." in name:
-        raise ConfigError(f"adapter name must be a non-empty string without dots, got {name!r}")
+    check_adapter_name(name)
     reg = model.__dict__.get("loralab_adapters")
     if reg is not None and name in reg.configs:
         raise ConfigError(f"the model already has an adapter named {name!r}; delete it first or pick another name")

@@ -13,6 +13,23 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from loralab.errors import ConfigError
+
+#: names that nn.ParameterDict / nn.ModuleDict (which hold adapters by name) cannot take as keys
+_RESERVED = frozenset(dir(nn.ParameterDict())) | frozenset(dir(nn.ModuleDict()))
+
+
+def check_adapter_name(name: object) -> str:
+    """``name`` if it can name an adapter, else ConfigError (the one check, wherever a new name is given).
+
+    Adapters are keys of ParameterDicts, so they become parameter paths (``...lora_A.<name>``): a name
+    must be a non-empty string without dots, and not an attribute of the dict (``training``, ``keys``).
+    """
+    if not isinstance(name, str) or not name or "." in name or name in _RESERVED:
+        raise ConfigError(f"invalid adapter name {name!r}: use a non-empty string without dots that is not a "
+                          "torch.nn.Module attribute such as 'training' or 'keys' (e.g. 'default', 'math_v2')")  # fmt: skip
+    return name
+
 
 class AdapterModule(ABC):
     """A module that wraps ``base_layer`` and holds named adapters of its own."""

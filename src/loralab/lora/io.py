@@ -21,7 +21,7 @@ from torch import nn
 from loralab.errors import AdapterFileError, AdapterMismatchError, NoTargetsError
 from loralab.lora.config import ALL_LINEAR, LoraConfig
 from loralab.lora.inject import apply_plan, plan_adapter
-from loralab.lora.interface import adapter_modules
+from loralab.lora.interface import adapter_modules, check_adapter_name
 from loralab.lora.layers import LoraLayer
 from loralab.lora.layout import FactorLayout, factor_keys, file_layout, split_key
 from loralab.lora.peft_format import CONFIG_NAME, KEY_PREFIX, WEIGHTS_NAME, AdapterFileConfig, config_from_peft, config_to_peft
@@ -185,6 +185,7 @@ def load_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     Raises AdapterMismatchError, naming the module and both shapes, when the adapter was made
     for another base; the model is then unchanged.
     """
+    check_adapter_name(name)  # before reading the file
     config, modules, extra = read_adapter(folder)
     try:
         targets, copies = plan_adapter(model, config.lora, name)
