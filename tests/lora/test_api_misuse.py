@@ -1,11 +1,11 @@
-"""The user API misused: invalid adapter names. Each gives a one-line LoraLabError or the behaviour
-a user expects, and leaves the model consistent."""
+"""The user API misused: invalid adapter names, training a merged adapter, changing adapters inside ``disabled()``.
+Each gives a one-line LoraLabError or the behaviour a user expects, and leaves the model consistent."""
 
 import pytest
 import torch
 
 import loralab
-from loralab.errors import ConfigError
+from loralab.errors import ConfigError, LoraLabError
 from loralab.lora.interface import adapter_modules
 
 BAD_NAMES = ["", "a.b", ".", "training", "keys", "forward", 3, None]
@@ -63,3 +63,47 @@ def test_valid_unusual_names_still_work(make_model, tokens):
         loralab.add_adapter(model, _config(), name=name)
     loralab.combine_adapters(model, ["0", "a/b"], name="mix-1", method="cat")
     assert "mix-1" in model.loralab_adapters.configs
+
+
+# -- backward after merge ------------------------------------------------------------------------
+@pytest.mark.parametrize("mode, modules_to_save", [("train", None), ("train", ["lm_head"]), ("eval", ["embed_tokens"])])
+def test_backward_through_a_merged_trainable_adapter_is_an_error(make_model, randomize, tokens, mode, modules_to_save):
+    """Today: torch's 'does not require grad' (lora only), or a backward that silently leaves A and B without gradient."""
+    model = make_model()
+    loralab.add_adapter(model, _config(modules_to_save=modules_to_save))
+    randomize(model)
+    loralab.merge(model)
+    getattr(model, mode)()
+    loss = model(tokens).logits.float().pow(2).mean()
+    with pytest.raises(LoraLabError, match=r"adapter 'default' is merged into the weights, so it cannot train: call loralab\.unmerge"):
+        loss.backward()
+
+
+def test_merged_inference_and_training_after_unmerge_are_unchanged(make_model, randomize, tokens):
+    model = make_model()
+    loralab.add_adapter(model, _config())
+    randomize(model)
+    expected = model(tokens).logits.detach()
+    loralab.merge(model)
+    for mode in (model.train, model.eval):
+        mode()
+        torch.testing.assert_close(model(tokens).logits, expected, atol=1e-5, rtol=1e-5)  # forward with grad on: fine
+        with torch.no_grad():
+            torch.testing.assert_close(model(tokens).logits, expected, atol=1e-5, rtol=1e-5)
+    assert not model(tokens).logits.requires_grad  # eval mode, nothing else trains: no graph is built (no cost)
+    loralab.unmerge(model)
+    model(tokens).logits.pow(2).mean().backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if "lora_" in n)
+
+
+def test_a_merged_frozen_adapter_under_a_trained_one_is_allowed(make_model, randomize, tokens):
+    """Merging one adapter into the weights and training another on top is a legitimate workflow."""
+    model = make_model()
+    loralab.add_adapter(model, _config())
+    loralab.add_adapter(model, _config(), name="top")
+    randomize(model)
+    loralab.merge(model, "default")
+    loralab.set_adapter(model, "top")
+    model(tokens).logits.pow(2).mean().backward()
+    layer = next(layer for _, layer in adapter_modules(model))
+    assert layer.lora_A["top"].grad is not None and layer.lora_A["default"].grad is None

@@ -6,8 +6,10 @@ The forward is  base(x) + Σ_active variant contribution  for adapters not merge
 scale · B A dropout(x)). ``merge`` replaces the base weight by the variant's merged weight
 (plain LoRA: W + ΔW, ΔW = ``delta_weight(A, B, scale)``), after which the layer costs exactly
 the base layer; ``unmerge`` inverts it. Both are explicit and idempotent, and have nothing to do
-with ``train()`` / ``eval()``. Which file keys hold A and B, and whether ΔW is stored transposed,
-is the layer's :class:`~loralab.lora.layout.FactorLayout`.
+with ``train()`` / ``eval()``. A merged adapter cannot train (its update is in the frozen W; A and B
+get no gradient), so a backward through a layer with a merged adapter whose factors require grad
+raises LoraLabError (unmerge before training); forward outputs are unaffected. Which file keys hold
+A and B, and whether ΔW is stored transposed, is the layer's :class:`~loralab.lora.layout.FactorLayout`.
 """
 
 from __future__ import annotations
@@ -218,7 +220,20 @@ class LoraLayer(nn.Module, AdapterModule):
         for name in self.active:
             if name not in self.merged:
                 out = out + self.variant(name).output(x, base_out, self, name).to(out.dtype)
+        if self.merged and torch.is_grad_enabled() and (self.training or out.requires_grad):
+            out = self._guard_merged(out)
         return out
+
+    def _guard_merged(self, out: torch.Tensor) -> torch.Tensor:
+        """``out``, through an identity whose backward raises if a merged adapter's factors require grad.
+
+        Without it a backward leaves those factors without gradient (the optimizer skips them silently),
+        or fails with torch's "does not require grad" when nothing else trains. In training mode the guard
+        makes ``out`` require grad, so that the backward reaches it; in eval mode it is added only where
+        a graph is built anyway, so merged inference (with or without ``no_grad``) costs nothing more.
+        """
+        trainable = next(((n, p) for n in self.merged for p in self.adapter_parameters(n) if p.requires_grad), None)
+        return out if trainable is None else _MergedGuard.apply(out, trainable[1], trainable[0])
 
     def dropout_p(self, name: str) -> float:
         """The drop probability of adapter ``name``'s input now: its dropout in training, 0 in eval."""
@@ -233,6 +248,21 @@ class LoraLayer(nn.Module, AdapterModule):
     def extra_repr(self) -> str:
         ranks = ", ".join(f"{n}: r={s.r}" for n, s in self.specs.items())
         return f"adapters=[{ranks}], active={list(self.active)}, merged={self.merged}"
+
+
+class _MergedGuard(torch.autograd.Function):
+    """y = x; backward raises. ``param`` (a merged adapter's factor) makes y require grad, so that a
+    backward reaches this node even when nothing upstream trains."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, param: torch.Tensor, name: str) -> torch.Tensor:
+        ctx.name = name
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        raise LoraLabError(f"adapter {ctx.name!r} is merged into the weights, so it cannot train: call "
+                           "loralab.unmerge(model) before training (merge is for inference)")  # fmt: skip
 
 
 class LoraLinear(LoraLayer):
