@@ -107,3 +107,63 @@ def test_a_merged_frozen_adapter_under_a_trained_one_is_allowed(make_model, rand
     model(tokens).logits.pow(2).mean().backward()
     layer = next(layer for _, layer in adapter_modules(model))
     assert layer.lora_A["top"].grad is not None and layer.lora_A["default"].grad is None
+
+
+# -- changing adapters inside disabled() -----------------------------------------------------------
+SETUPS = {  # after adding "default" (active) and randomizing it
+    "one": lambda m: None,
+    "one merged": lambda m: loralab.merge(m),
+    "two": lambda m: loralab.add_adapter(m, loralab.LoraConfig(r=3, target_modules=["q_proj", "k_proj"]), name="b"),
+}
+CHANGES = {
+    "delete it, add another": [lambda m: loralab.delete_adapter(m, "default"), lambda m: loralab.add_adapter(m, _config(), name="new")],
+    "delete it, add one elsewhere": [
+        lambda m: loralab.delete_adapter(m, "default"),
+        lambda m: loralab.add_adapter(m, loralab.LoraConfig(r=2, target_modules=["k_proj", "o_proj"]), name="new"),
+    ],
+    "delete it, add it again": [lambda m: loralab.delete_adapter(m, "default"), lambda m: loralab.add_adapter(m, _config())],
+    "add one": [lambda m: loralab.add_adapter(m, loralab.LoraConfig(r=2, target_modules=["k_proj", "v_proj"]), name="c")],
+}
+
+
+def _snapshot(model, tokens):
+    """Everything a user sees of the adapters: registry, each layer's active and merged ones, what trains, outputs."""
+    reg = model.__dict__.get("loralab_adapters")
+    return (
+        None if reg is None else (list(reg.configs), reg.active),
+        {p: (getattr(l, "active", None), list(getattr(l, "merged", []))) for p, l in adapter_modules(model)},
+        {n for n, p in model.named_parameters() if p.requires_grad},
+        model(tokens).logits.detach(),
+    )
+
+
+#: strict: when switching.disabled is fixed these pass, and the marks must go
+_NEEDS_FIX = pytest.mark.xfail(strict=True, reason="needs the fix of loralab.lora.switching.disabled (not in this change's files)")
+_WORK_TODAY = {("one", "delete it, add it again"), ("two", "delete it, add it again")}
+
+
+@pytest.mark.parametrize(
+    "setup, change", [pytest.param(s, c, marks=() if (s, c) in _WORK_TODAY else _NEEDS_FIX) for s in SETUPS for c in CHANGES]
+)
+def test_adapters_changed_inside_disabled_end_as_if_changed_outside(make_model, randomize, tokens, setup, change):
+    """Today: exit restores deleted names as active (a later add_adapter raises KeyError), leaves a re-added
+    adapter's layers inactive (it neither runs nor trains), raises KeyError for a new module, keeps stale requires_grad."""
+    models = []
+    for inside in (False, True):
+        torch.manual_seed(0)
+        model = make_model()
+        loralab.add_adapter(model, _config())
+        randomize(model)
+        SETUPS[setup](model)
+        if inside:
+            with loralab.disabled(model):
+                for step in CHANGES[change]:
+                    step(model)
+        else:
+            for step in CHANGES[change]:
+                step(model)
+        models.append(model)
+    outside, inside = (_snapshot(m, tokens) for m in models)
+    assert inside[:3] == outside[:3]
+    torch.testing.assert_close(inside[3], outside[3])
+    loralab.add_adapter(models[1], loralab.LoraConfig(r=2, target_modules=["up_proj"]), name="after")  # the registry is consistent
