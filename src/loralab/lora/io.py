@@ -147,7 +147,7 @@ def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)  # the nearest existing path
     if blocking is not None and not blocking.is_dir():
         raise AdapterFileError(f"cannot save the adapter to {folder}: {blocking} is a file; "
-                               "give a folder path (adapter_config.json and adapter_model.safetensors are written in it)")  # fmt: skip
+                               f"give a folder path ({CONFIG_NAME} and {WEIGHTS_NAME} are written in it)")  # fmt: skip
     tensors: dict[str, torch.Tensor] = {}
     fan_in_fan_out = False
     lora_paths = []
