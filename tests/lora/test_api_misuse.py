@@ -137,17 +137,10 @@ def _snapshot(model, tokens):
     )
 
 
-#: strict: when switching.disabled is fixed these pass, and the marks must go
-_NEEDS_FIX = pytest.mark.xfail(strict=True, reason="needs the fix of loralab.lora.switching.disabled (not in this change's files)")
-_WORK_TODAY = {("one", "delete it, add it again"), ("two", "delete it, add it again")}
-
-
-@pytest.mark.parametrize(
-    "setup, change", [pytest.param(s, c, marks=() if (s, c) in _WORK_TODAY else _NEEDS_FIX) for s in SETUPS for c in CHANGES]
-)
+@pytest.mark.parametrize("setup, change", [(s, c) for s in SETUPS for c in CHANGES])
 def test_adapters_changed_inside_disabled_end_as_if_changed_outside(make_model, randomize, tokens, setup, change):
-    """Today: exit restores deleted names as active (a later add_adapter raises KeyError), leaves a re-added
-    adapter's layers inactive (it neither runs nor trains), raises KeyError for a new module, keeps stale requires_grad."""
+    """Before the fix, exit restored deleted names as active (a later add_adapter raised KeyError), left a re-added
+    adapter's layers inactive (it neither ran nor trained), raised KeyError for a new module, kept stale requires_grad."""
     models = []
     for inside in (False, True):
         torch.manual_seed(0)

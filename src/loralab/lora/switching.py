@@ -63,11 +63,15 @@ def trainable_biases(model: nn.Module, modes: set[str]) -> list[nn.Parameter]:
 def disabled(model: nn.Module) -> Iterator[None]:
     """Within the block the model computes as its base: no adapter runs, merged ones are taken out.
 
-    Nests: on exit each block restores exactly what it found (active adapters, merged ones).
+    Nests: on exit each block restores what it found (active adapters, merged ones) for the adapters
+    that still exist. Adapters added, deleted or activated inside the block are kept: if none of those
+    active on entry is left, those active at exit stay active; trainability follows the active set.
     """
     reg = registry(model)
-    merged = {path: list(layer.merged) for path, layer in adapter_modules(model) if isinstance(layer, LoraLayer)}
-    saved_active = reg.active
+    # each merged adapter by its layer and its A (the same name may be deleted and re-added in the block)
+    merged = [(layer, [(n, layer.lora_A[n]) for n in layer.merged]) for _, layer in adapter_modules(model)
+              if isinstance(layer, LoraLayer)]  # fmt: skip
+    saved_active, saved_names = reg.active, set(reg.configs)
     reg.active = ()
     for _, layer in adapter_modules(model):
         if isinstance(layer, LoraLayer):
@@ -76,11 +80,18 @@ def disabled(model: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        reg.active = saved_active
-        for path, layer in adapter_modules(model):
-            layer.set_active(saved_active)
-            if isinstance(layer, LoraLayer):
-                layer.remerge(merged[path])
+        now = model.__dict__.get("loralab_adapters")  # None: every adapter was deleted; another object: re-added
+        if now is not None:
+            changed = now is not reg or set(now.configs) != saved_names or now.active != ()
+            now.active = tuple(n for n in saved_active if n in now.configs) or now.active
+            live = {id(layer) for _, layer in adapter_modules(model)}
+            for _, layer in adapter_modules(model):
+                layer.set_active(now.active)
+            for layer, names in merged:
+                if id(layer) in live:
+                    layer.remerge([n for n, A in names if n in layer.specs and layer.lora_A[n] is A])
+            if changed:
+                refresh_trainable(model)
 
 
 def delete_adapter(model: nn.Module, name: str) -> None:
