@@ -66,6 +66,13 @@ def write_failure(err: BaseException, path: str | Path, doing: str) -> OutputErr
     return OutputError(f"{doing}: {reason}; {fix}")
 
 
+def umask() -> int:
+    """The process's umask (new files get 0666 & ~umask, folders 0777 & ~umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def writing(path: str | Path, doing: str) -> Iterator[None]:
     """Turn a failed write inside the block (``OSError``, or torch's ``RuntimeError``) into :func:`write_failure`."""

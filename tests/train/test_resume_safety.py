@@ -173,3 +173,15 @@ def test_only_damaged_checkpoints_is_an_error_not_a_silent_restart(make_recipe, 
     with pytest.raises(ConfigError, match="no checkpoint can be read"):
         resume(first.run_dir, progress=False)
     shutil.rmtree(first.run_dir / "checkpoints")
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = ckpt.save_checkpoint(tmp_path, 1, {"w": torch.ones(2)}, {"step": 1})
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()}
+    assert modes == {"tensors.safetensors": 0o644, "state.pt": 0o644, "COMPLETE": 0o644}, modes

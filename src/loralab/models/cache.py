@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from loralab.outputs import umask
+
 
 def cache_dir() -> Path:
     """Where converted models are cached: ``$LORALAB_CACHE`` or ``~/.cache/loralab``."""
@@ -41,7 +43,7 @@ def atomic_save(save: Callable[[Path], None], target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp", dir=target.parent))
     try:
         save(tmp)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the folder a user gets follows their umask
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700; the folder a user gets follows their umask
         try:
             tmp.replace(target)
         except OSError:
@@ -49,12 +51,6 @@ def atomic_save(save: Callable[[Path], None], target: Path) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def file_cache_key(path: Path) -> str:

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from loralab.errors import LoraLabError
-from loralab.outputs import write_failure
+from loralab.outputs import umask, write_failure
 from loralab.train.step import non_finite_parameters
 
 _NAME = re.compile(r"^step-(\d{8})$")
@@ -63,6 +63,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
+        os.chmod(tmp / "tensors.safetensors", 0o666 & ~umask())  # safetensors writes 0600; follow the user's umask
         torch.save(state, tmp / "state.pt")
         if write_extra is not None:
             write_extra(tmp)
