@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from loralab.errors import ConfigError
@@ -49,6 +50,14 @@ class EvalOptions:
             raise ConfigError(f"documents must be a positive integer (or None for limit), got {self.documents!r}.")
         if self.window < 2:
             raise ConfigError(f"window must be at least 2 tokens, got {self.window}.")
+        # NaN fails every comparison, so each range is written as what must hold
+        for name, ok, allowed in (("temperature", 0 <= self.temperature < math.inf, "a finite number ≥ 0 (0: greedy)"),
+                                  ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+                                  ("timeout", 0 < self.timeout < math.inf, "a finite number of seconds > 0"),
+                                  ("memory_mb", self.memory_mb >= 64, "a whole number ≥ 64 (MiB per program)"),
+                                  ("seed", 0 <= self.seed < 2**32, "a whole number in [0, 2**32)")):  # fmt: skip
+            if not ok:
+                raise ConfigError(f"{name} must be {allowed}, got {getattr(self, name)!r}.")
 
     def take(self, items: list) -> list:
         """The first ``limit`` items (all when limit is None)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -175,5 +176,5 @@ def _check_rank(r: Any, name: str) -> None:
 
 
 def _check_alpha(alpha: Any, name: str) -> None:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ConfigError(f"{name} (the LoRA alpha) must be a number > 0, got {alpha!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < math.inf:
+        raise ConfigError(f"{name} (the LoRA alpha) must be a finite number > 0, got {alpha!r}")

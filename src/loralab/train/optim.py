@@ -9,6 +9,7 @@ Parameter groups:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
@@ -16,34 +17,34 @@ from torch import nn
 from loralab.errors import ConfigError
 from loralab.lora.interface import adapter_modules
 from loralab.lora.layers import LoraLayer
+from loralab.train.schema import check_fields
 
 OPTIMIZERS = ("adamw", "sgd")
 
 
+Beta = Annotated[float, "[0, 1)"]
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """What optimises: ``name`` (adamw | sgd), lr, AdamW's betas/eps, SGD's momentum, weight decay, LoRA+ ratio."""
+    """What optimises: ``name`` (adamw | sgd), lr, AdamW's betas/eps, SGD's momentum, weight decay, LoRA+ ratio.
+
+    The ranges (see :mod:`loralab.train.schema`) are far wider than any working setting; they
+    stop a typo (``lr: 1e30``) or an infinity before it writes NaN weights.
+    """
 
     name: str = "adamw"
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    loraplus_ratio: float = 1.0
+    lr: Annotated[float, "(0, 10]"] = 2e-4
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    eps: Annotated[float, "(0, 1]"] = 1e-8
+    momentum: Annotated[float, "[0, 1)"] = 0.9
+    weight_decay: Annotated[float, "[0, 10]"] = 0.0
+    loraplus_ratio: Annotated[float, "(0, 1000]"] = 1.0
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.name not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.name!r}")
-        for field_name in ("lr", "eps", "loraplus_ratio"):
-            value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{field_name} must be a number > 0, got {value!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ConfigError(f"weight_decay must be ≥ 0, got {self.weight_decay!r}")
-        if not (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)):
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        object.__setattr__(self, "betas", tuple(self.betas))
 
 
 def parameter_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:

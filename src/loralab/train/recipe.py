@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
 
@@ -33,10 +33,13 @@ from loralab.train.methods import METHODS, Method
 from loralab.train.objectives import OBJECTIVES
 from loralab.train.optim import OptimizerConfig
 from loralab.train.schedules import SCHEDULES
-from loralab.train.schema import as_dict, build
+from loralab.train.schema import as_dict, build, check_fields
 
 #: sections only some methods read (each method lists its own in ``Method.sections``)
 METHOD_SECTIONS = ("lora", "quant")
+
+#: seeds are multiplied into torch generator seeds (< 2**64), so they stay below 2**32 as numpy's do
+Seed = Annotated[int, "[0, 2**32)"]
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,12 @@ class ModelConfig:
 
     name: str = "smollm2-135m-instruct"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    dropout: float = 0.0
+    dropout: Annotated[float, "[0, 1)"] = 0.0
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not self.name:
             raise ConfigError("name: give a model name, folder or hub id")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
@@ -71,13 +73,14 @@ class DataConfig:
     task: Optional[str] = None
     path: Optional[str] = None
     task_options: dict = field(default_factory=dict)
-    examples: Optional[int] = None
+    examples: Optional[Annotated[int, "[1, inf)"]] = None
     regime: Literal["instruction", "pretraining"] = "instruction"
-    max_length: int = 512
-    block_size: int = 256
+    max_length: Annotated[int, "[2, inf)", "a length in tokens"] = 512
+    block_size: Annotated[int, "[2, inf)", "a length in tokens"] = 256
     train_on_prompt: bool = False
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if (self.task is None) == (self.path is None):
             raise ConfigError("give exactly one of task (a built-in task) or path (a data file)")
         if self.task is not None:
@@ -88,11 +91,6 @@ class DataConfig:
                 get_task(self.task, **self.task_options)  # unknown task or option: fails here, not later
             except (LoraLabError, TypeError) as err:
                 raise ConfigError(f"task: {err}") from None
-        for name in ("max_length", "block_size"):
-            if getattr(self, name) < 2:
-                raise ConfigError(f"{name} must be at least 2 tokens, got {getattr(self, name)}")
-        if self.examples is not None and self.examples < 1:
-            raise ConfigError(f"examples must be ≥ 1, got {self.examples}")
 
     def check_environment(self) -> None:
         """The data file exists (checked before training, not when a saved recipe is read)."""
@@ -114,40 +112,29 @@ class TrainConfig:
     the newest ``keep_checkpoints`` are kept.
     """
 
-    epochs: float = 1.0
-    max_steps: Optional[int] = None
-    micro_batch_size: int = 8
-    grad_accum: int = 1
+    epochs: Annotated[float, "(0, 10000]", "for a fixed length set max_steps"] = 1.0
+    max_steps: Optional[Annotated[int, "[1, inf)"]] = None
+    micro_batch_size: Annotated[int, "[1, inf)"] = 8
+    grad_accum: Annotated[int, "[1, inf)"] = 1
     objective: str = "supervised"
     schedule: str = "cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    max_grad_norm: float = 1.0
+    warmup_steps: Annotated[int, "[0, inf)"] = 0
+    min_lr_ratio: Annotated[float, "[0, 1]"] = 0.0
+    max_grad_norm: Annotated[float, "[0, inf)", "0 turns clipping off"] = 1.0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     gradient_checkpointing: bool = False
-    seed: int = 0
+    seed: Seed = 0
     device: str = "cpu"
-    checkpoint_every: int = 0
-    checkpoint_minutes: float = 10.0
-    keep_checkpoints: int = 2
+    checkpoint_every: Annotated[int, "[0, inf)", "0 turns it off"] = 0
+    checkpoint_minutes: Annotated[float, "[0, inf)", "0 turns it off"] = 10.0
+    keep_checkpoints: Annotated[int, "[1, inf)"] = 2
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
-        if not self.epochs > 0:
-            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be ≥ 1, got {self.max_steps}")
-        for name in ("micro_batch_size", "grad_accum", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_every", "max_grad_norm", "checkpoint_minutes"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
 
 @dataclass(frozen=True)
@@ -159,14 +146,15 @@ class EvalConfig:
     """
 
     tasks: tuple[str, ...] = ()
-    limit: Optional[int] = None
+    limit: Optional[Annotated[int, "[1, inf)", "for no evaluation give eval.tasks: []"]] = None
     before: bool = True
-    every: int = 0
-    seed: int = 0
+    every: Annotated[int, "[0, inf)", "0: only before and after training"] = 0
+    seed: Seed = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.tasks:
             from loralab.eval.options import EvalOptions
             from loralab.eval.tasks.spec import parse_task
@@ -176,9 +164,7 @@ class EvalConfig:
             unknown = sorted(set(self.settings) - set(EvalOptions.__dataclass_fields__) - {"limit", "seed"})
             if unknown:
                 raise ConfigError(f"settings: unknown evaluation setting {unknown[0]!r}; known: {', '.join(EvalOptions.__dataclass_fields__)}")
-            EvalOptions(**{k: v for k, v in self.settings.items() if k not in ("limit", "seed")})
-        if self.every < 0:
-            raise ConfigError(f"every must be ≥ 0, got {self.every}")
+            build(EvalOptions, {k: v for k, v in self.settings.items() if k not in ("limit", "seed")}, "settings")
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,28 @@
 
 ``build(Section, mapping, "train")`` accepts only the dataclass's fields, converts YAML
 values to the annotated types (``int``, ``float``, ``str``, ``bool``, ``Optional[...]``,
-``tuple[...]``, ``list[...]``, ``Literal[...]``) and names the offending key in every error,
-e.g. ``train.lr: expected a number, got 'fast'``. Sections check their own ranges in
-``__post_init__``; their ``ConfigError`` is re-raised with the section's name in front.
+``tuple[...]``, ``list[...]``, ``Mapping[...]``, ``Literal[...]``) and names the offending key in
+every error, e.g. ``train.lr: expected a number, got 'fast'``.
+
+Numbers: every float must be finite (YAML's ``.nan``/``.inf``, ``inf`` and ``1e400`` are refused),
+and a field may declare its range as ``Annotated[float, "(0, 10]"]`` (or ``int``), optionally with a
+hint: ``Annotated[float, "[0, inf)", "0 turns it off"]``. The range is written as in the error,
+``optimizer.lr: must be a finite number in (0, 10], got inf``; a float may be infinite only where the
+range includes it (``"[0, inf]"``). Sections of this package call :func:`check_fields` first in
+``__post_init__`` so that a section built in Python is checked the same way; sections check what
+spans fields themselves, and their ``ConfigError`` is re-raised with the section's name in front.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import re
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from loralab.errors import ConfigError
 
@@ -31,7 +40,7 @@ def build(cls: type[T], mapping: Any, where: str) -> T:
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
         raise ConfigError(f"{_key(where, unknown[0])}: unknown setting; known settings of {where or 'a recipe'}: {', '.join(fields)}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values = {name: convert(hints[name], value, _key(where, name)) for name, value in mapping.items()}
     try:
         return cls(**values)
@@ -45,12 +54,29 @@ def build(cls: type[T], mapping: Any, where: str) -> T:
         raise ConfigError(f"{where}: {message}") from None
 
 
+def check_fields(section: Any) -> None:
+    """Check and normalise every field of a dataclass instance as ``build`` would (call it first in ``__post_init__``)."""
+    hints = _hints(type(section))
+    for f in dataclasses.fields(section):
+        if f.init:
+            object.__setattr__(section, f.name, convert(hints[f.name], getattr(section, f.name), f.name))
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
 def convert(annotation: Any, value: Any, key: str) -> Any:
     """``value`` as an ``annotation``, or a ConfigError naming ``key``."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is Any:
         return value
+    if origin is Annotated:
+        base, extras = args[0], [a for a in annotation.__metadata__ if isinstance(a, str)]
+        value = _as_float(value, key) if base is float else convert(base, value, key)
+        return _in_range(value, _Range.parse(extras[0]) if extras else None, key, extras[1] if len(extras) > 1 else "")
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -78,7 +104,8 @@ def convert(annotation: Any, value: Any, key: str) -> Any:
     if origin in (dict, Mapping) or annotation is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
+        item = args[1] if len(args) == 2 else Any
+        return {k: convert(item, v, f"{key}[{k!r}]") for k, v in value.items()}
     if annotation is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -88,19 +115,76 @@ def convert(annotation: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a whole number, got {value!r}")
         return value
     if annotation is float:
-        if isinstance(value, str):  # YAML reads 2e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+        return _in_range(_as_float(value, key), None, key)
     if annotation is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected text, got {value!r}")
         return value
     return value
+
+
+def _as_float(value: Any, key: str) -> float:
+    if isinstance(value, str):  # YAML reads 2e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range
+        return math.inf if value > 0 else -math.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class _Range:
+    """An interval written as in maths and in errors: ``"(0, 10]"``, ``"[0, 2**32)"``, ``"[1, inf)"``."""
+
+    text: str
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    @staticmethod
+    @functools.cache
+    def parse(text: str) -> "_Range":
+        match = re.fullmatch(r"([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])", text)
+        if not match:
+            raise ValueError(f"not an interval: {text!r}")
+        low, high = (_bound(b) for b in match.group(2, 3))
+        return _Range(text, low, high, match.group(1) == "[", match.group(4) == "]")
+
+    def __contains__(self, x: float) -> bool:
+        above = x >= self.low if self.low_closed else x > self.low
+        below = x <= self.high if self.high_closed else x < self.high
+        return above and below  # NaN is in no range
+
+    def __str__(self) -> str:
+        if self.high == math.inf and not self.high_closed:
+            return f"{'≥' if self.low_closed else '>'} {self.text[1:].split(',')[0].strip()}"
+        return f"in {self.text}"
+
+
+def _bound(text: str) -> float:
+    base, power, exponent = text.partition("**")
+    number = float(base) if not power else float(int(base) ** int(exponent))
+    return int(number) if number.is_integer() else number
+
+
+def _in_range(value: Any, allowed: _Range | None, key: str, hint: str = "") -> Any:
+    """``value`` if it lies in ``allowed`` (a float: and is finite, unless ``allowed`` includes an infinity)."""
+    is_float = isinstance(value, float)
+    if is_float and not math.isfinite(value):
+        ok = allowed is not None and value in allowed
+    else:
+        ok = allowed is None or value in allowed
+    if ok:
+        return value
+    kind = ("finite number" if allowed is None or math.inf not in allowed else "number") if is_float else "whole number"
+    where = f" {allowed}" if allowed is not None else ""
+    raise ConfigError(f"{key}: must be a {kind}{where}, got {value!r}" + (f"; {hint}" if hint else ""))
 
 
 def as_dict(section: Any) -> dict[str, Any]:
