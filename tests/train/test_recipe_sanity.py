@@ -87,3 +87,20 @@ def test_sections_built_in_python_are_checked_the_same_way():
         LoraConfig(alpha=float("inf"))
     assert OptimizerConfig(lr="2e-4", betas=[0.8, 0.9]) == OptimizerConfig(lr=2e-4, betas=(0.8, 0.9))
     assert TrainConfig(epochs=2, seed=2**32 - 1).epochs == 2.0
+
+
+def test_a_recipe_that_is_not_utf8_is_one_line_naming_the_file_and_byte(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: run\ndata: {task: arith}\n# café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text \(byte 35, line 3: 0xe9\); save the recipe as UTF-8$"):
+        load_recipe(path)
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "latin1.yaml: not UTF-8 text (byte 35" in err and err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_a_recipe_nested_beyond_the_stack_is_one_line(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("data: " + "[" * 100_000)
+    with pytest.raises(ConfigError, match=r"deep\.yaml: nested too deeply to read"):
+        load_recipe(path)

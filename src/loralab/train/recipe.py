@@ -268,9 +268,17 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), s
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe {str(path)!r} not found")
+    data = path.read_bytes()
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}, line {line}: {data[err.start]:#04x}); save the recipe as UTF-8") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read; a recipe is sections of settings") from None
     raw = apply_overrides(raw if raw is not None else {}, overrides)
     return recipe_from_dict(raw, str(path), saved)
