@@ -104,3 +104,66 @@ def test_a_recipe_nested_beyond_the_stack_is_one_line(tmp_path):
     path.write_text("data: " + "[" * 100_000)
     with pytest.raises(ConfigError, match=r"deep\.yaml: nested too deeply to read"):
         load_recipe(path)
+
+
+# -- what check_environment (called by train before the model loads) refuses or warns about -----------
+
+
+def test_warmup_longer_than_the_run_is_warned_about(make_recipe, capsys):
+    make_recipe("train.max_steps=4", "train.warmup_steps=10").check_environment()
+    assert "warning: train.warmup_steps (10) is more than train.max_steps (4)" in capsys.readouterr().out
+    make_recipe("train.max_steps=4", "train.warmup_steps=4").check_environment()
+    assert "warmup_steps" not in capsys.readouterr().out
+
+
+@pytest.fixture
+def config_only_model(tmp_path):
+    """A model folder holding only config.json (no weights): a Llama of width 32, k/v 16, MLP 64."""
+    from transformers import LlamaConfig
+
+    folder = tmp_path / "shapes-only"
+    LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2).save_pretrained(folder)  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+    return str(folder)
+
+
+def test_a_rank_above_every_targeted_layer_is_refused_from_the_config_alone(make_recipe, config_only_model):
+    recipe = make_recipe(f"model.name={config_only_model}", "lora.r=40", "lora.target_modules=[q_proj, v_proj]")
+    with pytest.raises(ConfigError, match=r"^lora\.r: rank 40 is above min\(in, out\) of every layer it targets in .*"
+                                          r"\(q_proj 32, v_proj 16\), where it adds parameters but not rank; use r ≤ 32$"):  # fmt: skip
+        recipe.check_environment()
+
+
+def test_a_rank_above_some_targeted_layers_is_a_warning(make_recipe, config_only_model, capsys):
+    make_recipe(f"model.name={config_only_model}", "lora.r=20", "lora.target_modules=[q_proj, v_proj]").check_environment()
+    out = capsys.readouterr().out
+    assert "warning: lora.r: rank 20 is above min(in, out) of 2 of the 4 layers it targets" in out and "(v_proj 16)" in out
+    make_recipe(f"model.name={config_only_model}", "lora.r=4", "lora.rank_pattern={down_proj: 48}").check_environment()
+    assert "warning: lora.rank_pattern: rank 48 is above min(in, out) of 2 of the 7 layers" in capsys.readouterr().out
+    make_recipe(f"model.name={config_only_model}", "lora.r=16").check_environment()
+    assert capsys.readouterr().out == ""
+
+
+def test_tiny_test_models_only_warn(make_recipe, capsys):
+    """A tiny random model stands in for a real one to try any shipped recipe (rslora-r256 has r=256)."""
+    make_recipe("lora.r=256").check_environment()
+    assert "warning: lora.r: rank 256 is above min(in, out) of every layer it targets in tiny-llama" in capsys.readouterr().out
+
+
+def test_train_refuses_a_rank_before_loading_the_model(make_recipe, config_only_model, no_model_loads, tmp_path, capsys):
+    from loralab.train.trainer import train
+
+    recipe = make_recipe(f"model.name={config_only_model}", "lora.r=64", "lora.target_modules=all-linear")
+    with pytest.raises(ConfigError, match="lora.r: rank 64 is above min"):
+        train(recipe, progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_the_shipped_rank_256_recipe_warns_about_smollm2_s_192_wide_projections(capsys):
+    load_recipe(QUICKSTART.parent / "rslora-r256.yaml").check_environment()
+    out = capsys.readouterr().out
+    assert "rank 256 is above min(in, out) of 60 of the 210 layers it targets" in out and "(k_proj 192, v_proj 192)" in out
+    with pytest.raises(ConfigError, match=r"lora\.r: rank 600 .* every layer .* use r ≤ 576$"):
+        load_recipe(QUICKSTART, ["lora.r=600"]).check_environment()

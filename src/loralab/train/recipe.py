@@ -28,6 +28,7 @@ import yaml
 
 from loralab.errors import ConfigError
 from loralab.lora.config import LoraConfig
+from loralab.process import say
 from loralab.quant.config import QuantConfig
 from loralab.train.methods import METHODS, Method
 from loralab.train.objectives import OBJECTIVES
@@ -196,8 +197,15 @@ class Recipe:
         return self.training_method.uses_adapter
 
     def check_environment(self) -> None:
-        """What the recipe needs from this machine before training (data files)."""
+        """What the recipe needs before training, checked before the model loads: the data file, LoRA ranks
+        that fit the model's layers (from its config, without its weights) and a schedule that reaches its lr."""
         self.data.check_environment()
+        train = self.train
+        if train.max_steps is not None and train.warmup_steps > train.max_steps:
+            say(f"loralab: warning: train.warmup_steps ({train.warmup_steps}) is more than train.max_steps "
+                f"({train.max_steps}): the learning rate never reaches optimizer.lr")  # fmt: skip
+        if self.uses_adapter:
+            check_ranks(self.model.name, self.lora)
 
     @property
     def run_dir(self) -> Path:
@@ -210,6 +218,72 @@ class Recipe:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def check_ranks(model_name: str, lora: LoraConfig) -> None:
+    """Refuse a LoRA rank above min(in, out) of every layer it targets, warn when above some.
+
+    Such a rank adds parameters but no expressiveness: the update B A of a d_out × d_in layer has rank
+    ≤ min(d_in, d_out). Shapes come from the model's config (no weights are read); the check is skipped
+    when that config is not on this machine (a hub id not downloaded yet). Tiny test models only warn:
+    they stand in for real ones to try any recipe quickly.
+    """
+    from loralab.lora.targets import resolve_targets
+    from loralab.models.source import resolve_source
+
+    source = resolve_source(model_name)
+    skeleton = _skeleton(source)
+    if skeleton is None:
+        return
+    targets = resolve_targets(skeleton, lora)
+    over = [(t, min(t.base.weight.shape)) for t in targets if t.r > min(t.base.weight.shape)]
+    if not over:
+        return
+    rank = max(t.r for t, _ in over)
+    what = f"lora.r: rank {rank}" if rank == lora.r else f"lora.rank_pattern: rank {rank}"
+    widths = ", ".join(sorted({f"{t.path.rsplit('.', 1)[-1]} {w}" for t, w in over}))
+    layers = "every layer" if len(over) == len(targets) else f"{len(over)} of the {len(targets)} layers"
+    message = f"{what} is above min(in, out) of {layers} it targets in {model_name} ({widths}), where it adds parameters but not rank"
+    if len(over) == len(targets) and source.kind != "tiny":
+        raise ConfigError(f"{message}; use r ≤ {max(w for _, w in over)}")
+    say(f"loralab: warning: {message}")
+
+
+def _skeleton(source: Any) -> Any:
+    """The model of ``source`` with meta tensors (shapes, no weights), or None where its config cannot be read here."""
+    import torch
+
+    from loralab.models.bundled import bundled_gguf_path, bundled_model_dir
+    from loralab.models.gguf import gguf_cache_folder
+    from loralab.models.hub import local_snapshot
+    from loralab.models.tiny import tiny_model
+
+    if source.kind == "tiny":
+        return tiny_model(source.location)  # milliseconds
+    gguf = None
+    if source.kind == "bundled":
+        folder, gguf = bundled_model_dir(), bundled_gguf_path()
+    elif source.kind == "gguf":
+        gguf = Path(source.location)
+        folder = gguf_cache_folder(gguf) / "model"
+    elif source.kind == "hub":
+        snapshot = local_snapshot(source.location)
+        if snapshot is None:
+            return None
+        folder = Path(snapshot)
+    else:
+        folder = Path(source.location)
+    try:
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        if (folder / "config.json").is_file() or gguf is None:
+            config = AutoConfig.from_pretrained(str(folder))
+        else:  # not converted yet: the GGUF's header (seconds, once; loading converts it and caches config.json)
+            config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config)
+    except Exception:  # an unreadable config: loading the model says what is wrong, with its own message
+        return None
 
 
 def recipe_from_dict(raw: Any, source: str = "recipe", saved: bool = False) -> Recipe:
