@@ -10,6 +10,7 @@ from typing import Any, Union
 from loralab.data.fields import fail
 from loralab.data.formats import MARKERS, format_of, parse_row
 from loralab.data.readers import read_rows
+from loralab.data.readers.row import check_values
 from loralab.data.records import ChatRecord, InstructionRecord, Record, TextRecord
 from loralab.errors import DataError
 
@@ -30,6 +31,9 @@ def located_records(source: Source) -> list[tuple[str, Record]]:
     elif isinstance(source, Sequence):
         name = "records"
         located = [(f"records[{index}]", item) for index, item in enumerate(source)]
+        for where, item in located:
+            if isinstance(item, Mapping):
+                check_values(item, where)  # as rows read from files are
     else:
         raise DataError(f"A data source must be a file path or a list of records, got {type(source).__name__}.")
     if not located:

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from loralab.data.readers.row import Row
+from loralab.data.readers.row import Row, too_deep
 from loralab.data.readers.text_file import read_utf8
 from loralab.errors import DataError
 
@@ -56,3 +56,5 @@ def _parse_messages(where: str, cell: str) -> object:
             f"{where}: the 'messages' cell is not valid JSON ({error.msg}). "
             'Write it as a JSON list: [{"role": "user", "content": "..."}, ...].'
         ) from None
+    except RecursionError:
+        raise too_deep(where) from None

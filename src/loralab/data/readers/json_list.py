@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loralab.data.readers.row import Row
+from loralab.data.readers.row import Row, too_deep
 from loralab.data.readers.text_file import read_utf8
 from loralab.errors import DataError
 
@@ -33,6 +33,8 @@ def read_json_list(path: Path) -> list[Row]:
             value, position = _DECODER.raw_decode(text, position)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}:{error.lineno}: invalid JSON at column {error.colno} ({error.msg}).") from None
+        except RecursionError:
+            raise too_deep(f"{where} (item {len(rows) + 1})") from None
         if not isinstance(value, dict):
             raise DataError(f"{where}: list item {len(rows) + 1} must be a JSON object, got {type(value).__name__}.")
         rows.append(Row(f"{where} (item {len(rows) + 1})", value))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loralab.data.readers.row import Row
+from loralab.data.readers.row import Row, too_deep
 from loralab.data.readers.text_file import read_utf8
 from loralab.errors import DataError
 
@@ -24,6 +24,8 @@ def read_jsonl(path: Path) -> list[Row]:
                 f"{where}: invalid JSON at column {error.colno} ({error.msg}). "
                 "Each line of a .jsonl file must be one complete JSON object."
             ) from None
+        except RecursionError:
+            raise too_deep(where) from None
         if not isinstance(value, dict):
             raise DataError(f"{where}: expected a JSON object {{...}}, got {type(value).__name__}.")
         rows.append(Row(where, value))
