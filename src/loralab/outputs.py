@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,6 +51,37 @@ def writable_folder(path: str | Path, what: str) -> Path:
     except OSError as err:
         raise write_failure(err, path, f"cannot write {what} {path}") from None
     return path
+
+
+def writable_file(path: str | Path, what: str) -> Path:
+    """Prove that file ``path`` can be (re)written: not a folder, its folder writable (created if needed)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; give a file name")
+    writable_folder(path.parent if str(path.parent) else Path("."), f"the folder of {what}")
+    return path
+
+
+def atomic_write(target: str | Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename over ``target``.
+
+    ``write(tmp_path)`` fills the temporary file. ``target`` gets the mode any new file of the
+    user gets (0666 less the umask), read off the temporary file as created; ``write`` may replace
+    that file by a 0600 one of its own (safetensors' ``save_file`` does), so the mode is set again
+    before the rename. A reader sees the old file or the new one, never a half-written one.
+    """
+    target = Path(target)
+    tmp = str(target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    mode = os.fstat(fd).st_mode & 0o777
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_failure(err: BaseException, path: str | Path, doing: str) -> OutputError:

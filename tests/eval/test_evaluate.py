@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,46 @@ def test_documents_limits_text_tasks_apart_from_limit(tiny, char_tokenizer, tmp_
     assert [r.details["documents"] for r in (both + few + every)] == [1, 2, 3]
     with pytest.raises(ConfigError, match="documents"):
         evaluate(tiny, char_tokenizer, [f"ppl:{text}"], documents=0, progress=False)
+
+
+def test_cli_out_is_checked_before_work_and_saved_after_each_task(tmp_path, monkeypatch):
+    from loralab.eval.tasks import code_task
+    from loralab.outputs import OutputError
+
+    with pytest.raises(OutputError, match="is a folder"):
+        eval_main(["tiny-llama", "--tasks", "source-ppl", "--out", str(tmp_path)])
+    out = tmp_path / "deep" / "results.json"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(code_task, "run_programs", interrupted)
+    humaneval = Path(__file__).parents[1] / "data" / "fixtures" / "humaneval.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        eval_main(["tiny-llama", "--tasks", f"source-ppl,humaneval:{humaneval}", "--limit", "1", "--samples", "1",
+                   "--max-new-tokens", "4", "--out", str(out), "--no-progress"])  # fmt: skip
+    assert [record["task"] for record in json.loads(out.read_text())] == ["source-ppl"]
+
+
+def test_a_hostile_test_row_cannot_stop_loralab_eval(tmp_path):
+    """The row kills its parent and every process whose command line names loralab; eval still ends well."""
+    import subprocess
+    import sys
+
+    killer = (
+        "import posix\nfor pid in [posix.getppid()] + [int(p) for p in posix.listdir('/proc') if p.isdigit()]:\n"
+        "    try:\n        with open(f'/proc/{pid}/cmdline', 'rb') as handle:\n            named = b'loralab' in handle.read()\n"
+        "    except OSError:\n        named = False\n"
+        "    if named or pid == posix.getppid():\n        try:\n            posix.kill(pid, 9)\n        except OSError:\n            pass\n"
+        "def check(candidate):\n    assert candidate(1) == 2\n"
+    )
+    rows = tmp_path / "hostile.jsonl"
+    rows.write_text(json.dumps({"task_id": "H/0", "prompt": "def add_one(x):\n    '''x + 1'''\n", "canonical_solution": "    return x + 1\n",
+                                "test": killer, "entry_point": "add_one"}) + "\n")  # fmt: skip
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "loralab", "eval", "tiny-llama", "--tasks", f"humaneval:{rows},source-ppl",
+                           "--limit", "1", "--samples", "2", "--max-new-tokens", "4", "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = json.loads(out.read_text())
+    assert {record["task"] for record in records} == {f"humaneval:{rows}", "source-ppl"}

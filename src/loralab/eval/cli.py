@@ -2,17 +2,21 @@
 
 Prints a results table; with ``--baseline`` the same tasks are also run with the
 adapter disabled (same weights in memory) and a base vs fine-tuned comparison is
-printed. ``--out`` writes the JSON records (``variant``: "adapter" or "base").
+printed. ``--out`` writes the JSON records (``variant``: "adapter" or "base"); it is checked
+for writability before the model loads and rewritten (atomically) as each task finishes, so an
+interrupted evaluation keeps the tasks it completed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from loralab.eval.options import EvalOptions
 from loralab.errors import ConfigError
 from loralab.eval.tasks.spec import known_tasks, parse_task
+from loralab.outputs import writable_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +52,8 @@ def main(argv: list[str]) -> None:
         parse_task(name)
     if args.baseline and not args.adapter:
         raise ConfigError("--baseline compares against the model without its adapter: give one with --adapter DIR.")
+    if args.out:
+        writable_file(args.out, "--out")
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device)
     if args.adapter:
         loralab.load_adapter(model, args.adapter)
@@ -56,17 +62,30 @@ def main(argv: list[str]) -> None:
         samples=args.samples, k=args.k or min(5, args.samples), temperature=args.temperature,
         progress=not args.no_progress,
     )
-    tuned = evaluate(model, tokenizer, tasks, **settings)
     variant = "adapter" if args.adapter else "model"
+    save = _saver(args.out)
+    tuned = evaluate(model, tokenizer, tasks, on_task=lambda done: save(json.loads(to_json(done, variant=variant))), **settings)
     print(results_table(tuned))
     records = json.loads(to_json(tuned, variant=variant))
     if args.baseline:
         with loralab.disabled(model):
-            base = evaluate(model, tokenizer, tasks, **settings)
+            base = evaluate(model, tokenizer, tasks, **settings,
+                            on_task=lambda done: save(records + json.loads(to_json(done, variant="base"))))  # fmt: skip
         print("\nbase model (adapter disabled)\n" + results_table(base))
         print("\n" + compare_table(base, tuned))
         records += json.loads(to_json(base, variant="base"))
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            json.dump(records, handle, indent=2, default=str)
-            handle.write("\n")
+    save(records)
+
+
+def _saver(out: str | None):
+    """records → ``out`` rewritten atomically (a reader sees the previous or the new list); no-op without ``out``."""
+    from loralab.outputs import atomic_write, writing
+
+    def save(records: list) -> None:
+        if out is None:
+            return
+        text = json.dumps(records, indent=2, default=str) + "\n"
+        with writing(out, f"cannot write --out {out}"):
+            atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+    return save

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from loralab.errors import ConfigError
@@ -14,7 +14,8 @@ from loralab.eval.tasks.spec import known_tasks, parse_task
 
 
 def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | None = None, seed: int = 0,
-             reference: Any = None, **settings: Any) -> list[TaskResult]:  # fmt: skip
+             reference: Any = None, on_task: Callable[[list[TaskResult]], None] | None = None,
+             **settings: Any) -> list[TaskResult]:  # fmt: skip
     """Evaluate ``model`` on ``tasks`` (names as in :mod:`loralab.eval.tasks.spec`, e.g. ``["arith", "source-ppl"]``).
 
     ``limit`` caps the items per task; ``seed`` picks built-in test items and seeds sampling;
@@ -23,6 +24,8 @@ def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | N
     The model is put in eval mode and evaluated as it is (with its active adapters).
     ``reference``: the base model for KL tasks when ``model`` has no adapter to disable
     (full fine-tuning); by default KL compares with ``model`` under :func:`loralab.disabled`.
+    ``on_task(results)`` is called as each task finishes, with every result so far (in task
+    order), so a caller can save partial results before a long evaluation ends.
     """
     if isinstance(tasks, str) or not tasks:
         raise ConfigError(f"tasks must be a non-empty list of task names. Known tasks: {known_tasks()}.")
@@ -53,6 +56,8 @@ def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | N
                 result.seconds = seconds
                 by_task.setdefault(result.task, []).append(result)
             progress.update(1 + (spec.name in twins))
+            if on_task is not None:
+                on_task([result for spec in specs for result in by_task.get(spec.name, [])])
     return [result for spec in specs for result in by_task.get(spec.name, [])]
 
 

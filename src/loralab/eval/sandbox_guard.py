@@ -6,9 +6,10 @@ replaces process, signal and network entry points with a function that raises
 :class:`SandboxViolation`, and refuses to write, delete or rename anything
 outside the folder.
 
-This is a guard against accidents and naive escapes of model-written code, NOT
-a security boundary: Python code can undo any of it (e.g. through ``ctypes`` or
-``gc``). Run hostile code in a container or VM.
+This is the second layer, not the boundary: Python code can undo any of it (``posix``, ``_io``,
+``ctypes`` after ``sys.modules`` surgery). The boundary is the kernel's (:mod:`.sandbox_confine`)
+and the separate tests process (:mod:`.sandbox_runner`); the guard turns the common accidents
+into readable reasons ("blocked: os.system ...") instead of a bare EPERM.
 """
 
 import builtins

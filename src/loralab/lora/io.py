@@ -8,8 +8,6 @@ Files are written with the permissions any new file of the user gets (0666 less 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from loralab.lora.registry import require_adapter
 from loralab.lora.switching import trainable_biases
 from loralab.lora.targets import base_modules, lora_layer_type
 from loralab.lora.variants import VARIANTS
+from loralab.outputs import atomic_write
 
 #: file keys of every variant's own tensors (DoRA's lora_magnitude_vector)
 _VARIANT_KEYS = tuple(key for variant in VARIANTS.values() for key in variant.file_keys.values())
@@ -166,9 +165,9 @@ def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.to("cpu").contiguous() for k, v in tensors.items()}
-    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
     text = json.dumps(config_to_peft(file_config), indent=2, sort_keys=True)
-    _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
     return folder
 
 
@@ -259,23 +258,3 @@ def _split_extra(model, extra, copies, config, source):
         if found != expected:
             raise AdapterMismatchError(f"{path} (modules_to_save): the adapter has {found}, this model needs {expected}")
     return copy_tensors, base_tensors
-
-
-def _atomic_write(target: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``target``.
-
-    ``target`` gets the mode any new file of the user gets (0666 less the umask), read off the
-    temporary file as created; ``write`` may replace that file by a 0600 one of its own
-    (safetensors' ``save_file`` does), so the mode is set again before the rename.
-    """
-    tmp = str(target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    mode = os.fstat(fd).st_mode & 0o777
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

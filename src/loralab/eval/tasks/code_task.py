@@ -2,9 +2,9 @@
 
 The prompt asks for the whole function in a code block (the ``pycode``
 training format). ``samples`` completions per problem are drawn at
-``temperature``/``top_p``; each is assembled with the problem's ``check``
-tests (:func:`loralab.data.tasks.assemble_program`) and run in
-:mod:`loralab.eval.sandbox`. Reported: mean unbiased pass@1 and pass@k over
+``temperature``/``top_p``; each solution (:func:`loralab.data.tasks.pycode.solution_source`)
+is run against the problem's ``check`` tests in :mod:`loralab.eval.sandbox` (solution and tests
+in separate confined processes, so a completion cannot forge a pass). Reported: mean unbiased pass@1 and pass@k over
 problems (stderr over problems), and the mean number of distinct solutions
 per problem (details: distinct-1..4 of the completions, sandbox outcomes).
 """
@@ -15,14 +15,14 @@ from collections import Counter
 from typing import Any
 
 from loralab.data.problems import CodeProblem
-from loralab.data.tasks import PyCodeTask, assemble_program
-from loralab.data.tasks.pycode import extract_code
+from loralab.data.tasks import PyCodeTask
+from loralab.data.tasks.pycode import extract_code, solution_source
 from loralab.eval.diversity import distinct_n, distinct_solutions
 from loralab.eval.generate import GenerationSettings, generate
 from loralab.eval.options import EvalOptions
 from loralab.eval.passk import mean_pass_at_k
 from loralab.eval.result import TaskResult
-from loralab.eval.sandbox import SandboxLimits, run_programs
+from loralab.eval.sandbox import ProgramTest, SandboxLimits, run_programs, sandbox_layers
 from loralab.eval.stats import mean_stderr
 from loralab.eval.tasks.progress import bar
 from loralab.eval.tasks.spec import TaskSpec
@@ -39,7 +39,7 @@ def run_code(model: Any, tokenizer: Any, spec: TaskSpec, problems: list[CodeProb
     prompts = [code_prompt(problem) for problem in problems for _ in range(n)]
     with bar(len(prompts), f"{spec.name} generate", options.progress) as progress:
         outputs = generate(model, tokenizer, prompts, settings, progress.update)
-    programs = [assemble_program(problems[i // n], output) for i, output in enumerate(outputs)]
+    programs = [_program_test(problems[i // n], output) for i, output in enumerate(outputs)]
     outcomes = run_programs(programs, SandboxLimits(options.timeout, options.memory_mb), workers=options.workers)
     counts = [(n, sum(r.passed for r in outcomes[i * n : (i + 1) * n])) for i in range(len(problems))]
     per_problem = [outputs[i * n : (i + 1) * n] for i in range(len(problems))]
@@ -48,6 +48,7 @@ def run_code(model: Any, tokenizer: Any, spec: TaskSpec, problems: list[CodeProb
         "samples_per_problem": n,
         "temperature": options.temperature,
         "outcomes": dict(Counter(r.status for r in outcomes)),
+        "sandbox": sandbox_layers(),
         "distinct_n": {str(k): sum(distinct_n(g, k) for g in per_problem) / len(per_problem) for k in range(1, 5)},
         "examples": [{"task_id": problems[i // n].task_id, "output": outputs[i], "status": outcomes[i].status,
                       "reason": outcomes[i].reason} for i in range(min(2, len(outputs)))],
@@ -60,3 +61,8 @@ def run_code(model: Any, tokenizer: Any, spec: TaskSpec, problems: list[CodeProb
     results.append(TaskResult(spec.name, "distinct-solutions", mean_distinct, mean_stderr(distinct), len(problems), 0.0,
                               "target", True, {"of": n}))  # fmt: skip
     return results
+
+
+def _program_test(problem: CodeProblem, completion: str) -> ProgramTest:
+    """The sample: the model's solution, the problem's tests, and its prompt as the tests' context."""
+    return ProgramTest(solution_source(problem, completion), problem.test, problem.entry_point, problem.prompt)

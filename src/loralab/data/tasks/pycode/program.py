@@ -15,19 +15,26 @@ def extract_code(completion: str) -> str:
     return match.group(1) if match else completion
 
 
-def assemble_program(problem: CodeProblem, completion: str) -> str:
-    """Source that defines the solution and runs ``check(entry_point)``; it fails by raising.
+def solution_source(problem: CodeProblem, completion: str) -> str:
+    """The code that defines the model's solution.
 
-    A completion that defines ``def <entry_point>(`` replaces the prompt's
-    function (text before it in the prompt, e.g. imports, is kept); otherwise
-    it is taken as the body that continues the prompt, HumanEval style.
+    A completion that defines ``def <entry_point>(`` replaces the prompt's function (text before
+    it in the prompt, e.g. imports, is kept); otherwise it is taken as the body that continues the
+    prompt, HumanEval style.
     """
     code = extract_code(completion)
     definition = re.compile(rf"^def {re.escape(problem.entry_point)}\s*\(", re.MULTILINE)
     if definition.search(code):
         start = definition.search(problem.prompt)
         preamble = problem.prompt[: start.start()] if start else ""
-        solution = preamble + code
-    else:
-        solution = problem.prompt + code
-    return f"{solution}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
+        return preamble + code
+    return problem.prompt + code
+
+
+def assemble_program(problem: CodeProblem, completion: str) -> str:
+    """One source that defines the solution and runs ``check(entry_point)``; it fails by raising.
+
+    For trusted code only: the sandbox runs the solution and the tests apart
+    (:class:`loralab.eval.sandbox.ProgramTest`).
+    """
+    return f"{solution_source(problem, completion)}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
