@@ -8,7 +8,7 @@ from loralab.errors import DataError
 
 
 def test_names():
-    assert set(TASKS) == {"arith", "pycode", "source-text"}
+    assert set(TASKS) == {"arith", "arith-preference", "pycode", "source-text"}
     for name in TASKS:
         assert get_task(name).name == name
 
@@ -18,7 +18,7 @@ def test_options_are_passed():
 
 
 def test_unknown_task_lists_known_names():
-    with pytest.raises(DataError, match="Unknown task 'gsm9k'. Known tasks: arith, pycode, source-text"):
+    with pytest.raises(DataError, match="Unknown task 'gsm9k'. Known tasks: arith, arith-preference, pycode, source-text"):
         get_task("gsm9k")
 
 

@@ -55,4 +55,4 @@ def test_an_unlabelled_batch_has_normaliser_zero_and_objectives_are_a_table(data
     _, batch = _batch("tiny-llama", data_file, n=2)
     batch["labels"] = torch.full_like(batch["labels"], -100)
     assert SupervisedObjective().normaliser(batch) == 0
-    assert isinstance(OBJECTIVES["supervised"], SupervisedObjective)
+    assert OBJECTIVES["supervised"] is SupervisedObjective and OBJECTIVES["dpo"].name == "dpo"

@@ -52,6 +52,9 @@ def build_dataset(
     _check_positive("max_length", max_length)
     located = located_records(source)
     fmt = format_of(located[0][1])
+    if fmt == "preference":
+        raise DataError(f"{located[0][0]}: these are preference pairs (chosen/rejected): build them with "
+                        "build_preference_dataset, or train with data.regime: preference and train.objective: dpo")  # fmt: skip
     if fmt == "text":
         size = max_length if block_size is None else _check_positive("block_size", block_size)
         return _packed_text([record for _, record in located], tokenizer, size, keep_partial_block)

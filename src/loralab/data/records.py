@@ -1,10 +1,11 @@
 """Training records: what one row of a data file becomes once validated.
 
-Three formats exist; a file holds only one of them:
+Four formats exist; a file holds only one of them:
 
 * :class:`InstructionRecord` — a prompt and the response to learn (also Alpaca rows).
 * :class:`ChatRecord` — a conversation; every assistant turn is learned.
 * :class:`TextRecord` — raw text for continued pretraining (packed into blocks).
+* :class:`PreferenceRecord` — a prompt and two answers, one preferred (DPO).
 """
 
 from __future__ import annotations
@@ -50,7 +51,36 @@ class TextRecord:
     text: str
 
 
-Record = Union[InstructionRecord, ChatRecord, TextRecord]
+@dataclass(frozen=True)
+class PreferenceRecord:
+    """A prompt and two answers to it: ``chosen`` is preferred to ``rejected``.
+
+    ``history`` holds the turns before the prompt (a system message, earlier user/assistant
+    turns; empty for a single exchange). Each side is the conversation ``history + (user:
+    prompt, assistant: answer)``, learned on the answer only.
+    """
+
+    prompt: str
+    chosen: str
+    rejected: str
+    history: tuple[Message, ...] = ()
+
+    def conversation(self, answer: str) -> tuple[Message, ...]:
+        """The whole conversation ending with ``answer`` (``chosen`` or ``rejected``)."""
+        return (*self.history, Message("user", self.prompt), Message("assistant", answer))
+
+    def as_row(self) -> dict[str, object]:
+        """The data-file row that parses back to this record (chat layout when there is a history)."""
+        row: dict[str, object] = {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
+        if len(self.history) == 1 and self.history[0].role == "system" and self.history[0].content.strip():
+            row["system"] = self.history[0].content
+        elif self.history:
+            for side in ("chosen", "rejected"):
+                row[side] = [message.as_dict() for message in self.conversation(getattr(self, side))]
+        return row
+
+
+Record = Union[InstructionRecord, ChatRecord, TextRecord, PreferenceRecord]
 
 
 @dataclass

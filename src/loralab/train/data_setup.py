@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from loralab.data import build_dataset
+from loralab.data import PreferenceDataset, build_dataset, build_preference_dataset
 from loralab.data.dataset import TokenizedDataset
-from loralab.data.records import TextRecord
+from loralab.data.records import PreferenceRecord, TextRecord
 from loralab.errors import DataError
 from loralab.train.recipe import DataConfig
 
@@ -32,18 +32,28 @@ def training_records(config: DataConfig, seed: int) -> list[Any]:
     return records[: config.examples] if config.examples else records
 
 
-def training_set(config: DataConfig, tokenizer: Any, seed: int) -> TokenizedDataset:
-    """Tokenized examples: response-only labels (instruction) or packed blocks (pretraining)."""
+def training_set(config: DataConfig, tokenizer: Any, seed: int) -> TokenizedDataset | PreferenceDataset:
+    """Tokenized examples: response-only labels (instruction), packed blocks (pretraining) or
+    chosen/rejected pairs (preference)."""
     records = training_records(config, seed)
-    is_text = isinstance(records[0], TextRecord) if records else False
-    if config.regime == "pretraining" and not is_text:
-        raise DataError(f"data.regime is pretraining but {config.task or config.path} holds instruction records, not raw text")
-    if config.regime == "instruction" and is_text:
-        raise DataError(f"{config.task or config.path} holds raw text: set data.regime: pretraining")
+    where = config.task or config.path
+    kind = _kind(records[0]) if records else "instruction"
+    if kind != config.regime:
+        fix = {"pretraining": "raw text", "preference": "preference pairs", "instruction": "instruction records"}
+        raise DataError(f"data.regime is {config.regime} but {where} holds {fix[kind]}: set data.regime: {kind}")
     if config.regime == "pretraining":
         dataset = build_dataset(records, tokenizer, max_length=config.block_size, block_size=config.block_size)
+    elif config.regime == "preference":
+        dataset = build_preference_dataset(records, tokenizer, max_length=config.max_length)
     else:
         dataset = build_dataset(records, tokenizer, max_length=config.max_length, train_on_prompt=config.train_on_prompt)
     if len(dataset) == 0:
-        raise DataError(f"no training examples left from {config.task or config.path} (all too long or empty?)")
+        raise DataError(f"no training examples left from {where} (all too long or empty?)")
     return dataset
+
+
+def _kind(record: Any) -> str:
+    """The regime a record belongs to."""
+    if isinstance(record, TextRecord):
+        return "pretraining"
+    return "preference" if isinstance(record, PreferenceRecord) else "instruction"

@@ -5,14 +5,15 @@
     model:     ModelConfig      # which base model, weight dtype, dropout in the model
     lora:      LoraConfig       # rank, alpha, rsLoRA, DoRA, targets (methods lora / qlora)
     quant:     QuantConfig      # the 4-bit base (method qlora)
-    data:      DataConfig       # a built-in task or a file; instruction or raw text
+    data:      DataConfig       # a built-in task or a file; instruction, raw text or preference pairs
     optimizer: OptimizerConfig  # AdamW / SGD, lr, weight decay, LoRA+
-    train:     TrainConfig      # steps, batches, schedule, precision, checkpoints
+    train:     TrainConfig      # steps, batches, schedule, precision, checkpoints, objective
+    dpo:       PreferenceOptions  # β, loss, reference (objective dpo)
     eval:      EvalConfig       # tasks, when, how many items
 
 ``load_recipe(path, overrides)`` applies ``key=value`` overrides (dotted keys, YAML values)
 to the file's mapping, then validates everything: unknown keys, wrong types, bad ranges and
-sections the method does not use are errors that name the key. What depends on the machine
+sections the method or the objective does not use are errors that name the key. What depends on the machine
 (does the data file exist?) is checked by ``Recipe.check_environment`` where it is used: before
 training, not when a finished run's saved recipe is read.
 """
@@ -31,13 +32,15 @@ from loralab.lora.config import LoraConfig
 from loralab.process import say
 from loralab.quant.config import QuantConfig
 from loralab.train.methods import METHODS, Method
-from loralab.train.objectives import OBJECTIVES
+from loralab.train.objectives import OBJECTIVES, Objective, PreferenceOptions
 from loralab.train.optim import OptimizerConfig
 from loralab.train.schedules import SCHEDULES
 from loralab.train.schema import as_dict, build, check_fields
 
 #: sections only some methods read (each method lists its own in ``Method.sections``)
 METHOD_SECTIONS = ("lora", "quant")
+#: sections only some objectives read (each objective names its own in ``Objective.section``)
+OBJECTIVE_SECTIONS = tuple(objective.section for objective in OBJECTIVES.values() if objective.section)
 
 #: seeds are multiplied into torch generator seeds (< 2**64), so they stay below 2**32 as numpy's do
 Seed = Annotated[int, "[0, 2**32)"]
@@ -64,10 +67,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """What the model trains on: a built-in ``task`` (arith, pycode, source-text) or a ``path``.
+    """What the model trains on: a built-in ``task`` (arith, arith-preference, pycode, source-text) or a ``path``.
 
-    ``regime``: ``instruction`` (loss on responses only, unless ``train_on_prompt``) or
-    ``pretraining`` (raw text packed into blocks of ``block_size`` tokens, loss on all).
+    ``regime``: ``instruction`` (loss on responses only, unless ``train_on_prompt``),
+    ``pretraining`` (raw text packed into blocks of ``block_size`` tokens, loss on all) or
+    ``preference`` (prompt, chosen and rejected responses, for ``train.objective: dpo``).
     ``examples`` caps the training examples drawn from a task (or taken from a file).
     """
 
@@ -75,7 +79,7 @@ class DataConfig:
     path: Optional[str] = None
     task_options: dict = field(default_factory=dict)
     examples: Optional[Annotated[int, "[1, inf)"]] = None
-    regime: Literal["instruction", "pretraining"] = "instruction"
+    regime: Literal["instruction", "pretraining", "preference"] = "instruction"
     max_length: Annotated[int, "[2, inf)", "a length in tokens"] = 512
     block_size: Annotated[int, "[2, inf)", "a length in tokens"] = 256
     train_on_prompt: bool = False
@@ -181,11 +185,28 @@ class Recipe:
     data: DataConfig = field(default_factory=lambda: DataConfig(task="arith"))
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dpo: PreferenceOptions = field(default_factory=PreferenceOptions)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method: expected one of {list(METHODS)}, got {self.method!r}")
+        regimes = self.training_objective.regimes
+        if self.data.regime not in regimes:
+            wanted = " or ".join(regimes)
+            raise ConfigError(f"data.regime: objective {self.train.objective} trains on {wanted} data, got "
+                              f"{self.data.regime}; set data.regime: {regimes[0]}")  # fmt: skip
+
+    @property
+    def training_objective(self) -> type[Objective]:
+        """The objective's class (built for a run with ``for_run``)."""
+        return OBJECTIVES[self.train.objective]
+
+    @property
+    def objective_options(self) -> Any:
+        """The recipe section of the objective's options, or None if it has none."""
+        section = self.training_objective.section
+        return getattr(self, section) if section else None
 
     @property
     def training_method(self) -> Method:
@@ -212,8 +233,9 @@ class Recipe:
         return Path(self.output_dir) / self.name
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values, without the sections this recipe's method does not use."""
-        unused = set(METHOD_SECTIONS) - set(self.training_method.sections)
+        """Plain values, without the sections this recipe's method and objective do not use."""
+        unused = (set(METHOD_SECTIONS) - set(self.training_method.sections)) | (
+            set(OBJECTIVE_SECTIONS) - {self.training_objective.section})
         return {key: value for key, value in as_dict(self).items() if key not in unused}
 
     def to_yaml(self) -> str:
@@ -304,15 +326,24 @@ def recipe_from_dict(raw: Any, source: str = "recipe", saved: bool = False) -> R
         raise ConfigError(f"{source}: {', '.join(unused)}: not used by method {top.method}; remove "
                           f"{'it' if len(unused) == 1 else 'them'} (or override {unused[0]}=null)")  # fmt: skip
     raw = {k: v for k, v in raw.items() if k not in unused and v is not None}
+    objective = _section(TrainConfig, raw["train"], "train", source).objective if "train" in raw else TrainConfig.objective
+    wrong = [s for s in OBJECTIVE_SECTIONS if raw.get(s) is not None and s != OBJECTIVES[objective].section]
+    if wrong and not saved:
+        raise ConfigError(f"{source}: {wrong[0]}: not used by objective {objective}; remove it (or set train.objective: "
+                          f"{next(o.name for o in OBJECTIVES.values() if o.section == wrong[0])})")  # fmt: skip
+    raw = {k: v for k, v in raw.items() if k not in wrong}
     sections: dict[str, Any] = {}
     classes = {"model": ModelConfig, "lora": LoraConfig, "quant": QuantConfig, "data": DataConfig,
-               "optimizer": OptimizerConfig, "train": TrainConfig, "eval": EvalConfig}  # fmt: skip
+               "optimizer": OptimizerConfig, "train": TrainConfig, "dpo": PreferenceOptions, "eval": EvalConfig}  # fmt: skip
     for name, cls in classes.items():
         if name in raw:
             sections[name] = _section(cls, raw[name], name, source)
     if "data" not in raw:
         raise ConfigError(f"{source}: data: missing; say what to train on (data.task or data.path)")
-    return Recipe(name=top.name, method=top.method, output_dir=top.output_dir, **sections)
+    try:
+        return Recipe(name=top.name, method=top.method, output_dir=top.output_dir, **sections)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
 
 
 @dataclass(frozen=True)

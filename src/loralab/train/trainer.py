@@ -49,7 +49,7 @@ from loralab.train.batches import BatchPlan
 from loralab.train.data_setup import training_set
 from loralab.train.memory import peak_memory_mb
 from loralab.train.model_setup import autocast, base_model, make_trainable, trainable_named_parameters
-from loralab.train.objectives import OBJECTIVES
+from loralab.train.objectives import Objective, RunContext
 from loralab.train.optim import build_optimizer
 from loralab.train.recipe import Recipe
 from loralab.train.report import RunSummary, finish_report
@@ -115,7 +115,7 @@ class Trainer:
         self.stops = stops or StopSignals()  # a held section without installed handlers is harmless
         self.run_folder = run
         self.method = recipe.training_method
-        self.objective = OBJECTIVES[recipe.train.objective]
+        self.objective: Objective  # built by _setup for this run (its reference, its precomputed values)
         self.role = current_role()
         self.progress = show_progress(progress)
         self.completed = 0  # optimiser steps done so far (the state a checkpoint would hold)
@@ -137,7 +137,7 @@ class Trainer:
         self.train_step: TrainStep
 
     # -- setup -----------------------------------------------------------------------------
-    def _setup(self) -> None:
+    def _setup(self, resume: bool) -> None:
         recipe = self.recipe
         _seed_everything(recipe.train.seed)
         self.model, self.tokenizer = base_model(recipe)
@@ -145,10 +145,16 @@ class Trainer:
         self.precision = resolve_precision(recipe.train.precision, self.device)
         self.eval_precision = resolve_precision(recipe.eval.precision, self.device)
         self.dataset = training_set(recipe.data, self.tokenizer, recipe.train.seed)
-        self.collate = self.objective.collator(self.tokenizer)
+        self._frozen: torch.nn.Module | None = None
         self.reference = self._reference_model()
         make_trainable(self.model, recipe)
         self.trainable = trainable_named_parameters(self.model)
+        context = RunContext(self.model, self.tokenizer, self.dataset, self.method.uses_adapter, self._frozen_base, not resume,
+                             self.run_folder.path if self.role.writes else None, lambda: autocast(self.precision.name, self.device),
+                             recipe.train.micro_batch_size, self.progress)  # fmt: skip
+        self.objective = recipe.training_objective.for_run(recipe.objective_options, context)
+        self.dataset = self.objective.training_examples(self.dataset)
+        self.collate = self.objective.collator(self.tokenizer)
         optimizer = build_optimizer(self.model, recipe.optimizer)
         self.plan = BatchPlan(len(self.dataset), recipe.train.micro_batch_size, recipe.train.grad_accum, recipe.train.seed, self.role)
         self.total_steps = self.plan.total_steps(recipe.train.epochs, recipe.train.max_steps)
@@ -161,13 +167,19 @@ class Trainer:
         compares = any(KINDS[parse_task(t).kind].compares_to_base for t in self.recipe.eval.tasks)
         if self.method.uses_adapter or not compares:
             return None
-        reference, _ = base_model(self.recipe)
-        return reference.requires_grad_(False).eval()
+        return self._frozen_base()
+
+    def _frozen_base(self) -> torch.nn.Module:
+        """The base model, frozen, loaded once (KL's reference and DPO's share it)."""
+        if self._frozen is None:
+            reference, _ = base_model(self.recipe)
+            self._frozen = reference.requires_grad_(False).eval()
+        return self._frozen
 
     # -- the run -----------------------------------------------------------------------------
     def run(self, resume: bool) -> TrainResult:
         started = time.perf_counter()
-        self._setup()
+        self._setup(resume)
         run, recipe = self.run_folder, self.recipe
         start = self._restore() if resume else 0  # every check before anything is written
         if self.role.writes:
@@ -280,7 +292,7 @@ class Trainer:
             "lr": self.recipe.optimizer.lr * done.lr_multiplier,
             "grad_norm": done.grad_norm,
             "tokens": done.tokens,
-            "labelled_tokens": done.normaliser,
+            self.objective.normaliser_name: done.normaliser,
             "tokens_per_s": done.tokens / done.seconds,
             "seconds": done.seconds,
             "peak_memory_mb": round(peak_memory_mb(self.device), 1),

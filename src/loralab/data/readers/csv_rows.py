@@ -30,7 +30,7 @@ def read_csv(path: Path) -> list[Row]:
             if len(cells) != len(header):
                 raise DataError(f"{where}: {len(cells)} cells but the header has {len(header)} columns.")
             fields = dict(zip(header, cells))
-            if "messages" in fields:
+            if fields.get("messages", "").strip():  # an empty cell (preference exports carry the column) is no conversation
                 fields["messages"] = _parse_messages(where, fields["messages"])
             rows.append(Row(where, fields))
         return rows

@@ -1,4 +1,5 @@
-"""Built-in tasks: ``arith`` (word problems), ``pycode`` (Python functions), ``source-text`` (prose).
+"""Built-in tasks: ``arith`` (word problems), ``arith-preference`` (the same as DPO pairs),
+``pycode`` (Python functions), ``source-text`` (prose).
 
 ``get_task(name, **options)`` returns a :class:`Task` whose ``train(n, seed)``
 and ``test(n, seed)`` give reproducible, disjoint item lists and whose
@@ -6,6 +7,7 @@ and ``test(n, seed)`` give reproducible, disjoint item lists and whose
 """
 
 from loralab.data.tasks.arith import ArithTask, extract_answer, is_correct
+from loralab.data.tasks.arith_preference import ArithPreferenceTask
 from loralab.data.tasks.base import Task
 from loralab.data.tasks.pycode import PyCodeTask, assemble_program
 from loralab.data.tasks.registry import TASKS, get_task
@@ -13,6 +15,7 @@ from loralab.data.tasks.source_text import SourceTextTask
 
 __all__ = [
     "TASKS",
+    "ArithPreferenceTask",
     "ArithTask",
     "PyCodeTask",
     "SourceTextTask",

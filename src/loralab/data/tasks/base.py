@@ -13,7 +13,8 @@ class Task(Protocol):
     ``train(n, seed)`` and ``test(n, seed)`` return ``n`` items (the task's
     record type: MathProblem, CodeProblem or TextRecord); the same arguments
     always give the same items. ``to_record`` turns an item into a training
-    record (InstructionRecord for instruction tasks, TextRecord for text).
+    record (InstructionRecord for instruction tasks, TextRecord for text,
+    PreferenceRecord for preference tasks).
     """
 
     name: str

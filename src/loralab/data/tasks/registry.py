@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loralab.data.tasks.arith import ArithTask
+from loralab.data.tasks.arith_preference import ArithPreferenceTask
 from loralab.data.tasks.base import Task
 from loralab.data.tasks.pycode import PyCodeTask
 from loralab.data.tasks.source_text import SourceTextTask
@@ -13,6 +14,7 @@ from loralab.errors import DataError
 
 TASKS: dict[str, Callable[..., Task]] = {
     "arith": ArithTask,
+    "arith-preference": ArithPreferenceTask,
     "pycode": PyCodeTask,
     "source-text": SourceTextTask,
 }

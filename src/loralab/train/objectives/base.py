@@ -5,12 +5,18 @@ The step divides the summed loss of all its micro-batches by the sum of their no
 exactly the gradient of one batch k times larger. The normaliser is counted from the batch
 alone, before any forward, so that each micro-batch can be back-propagated as soon as it is done.
 Objectives call the model's own forward: hooks and wrappers (DDP, FSDP) see every call.
+
+The table :data:`loralab.train.objectives.OBJECTIVES` holds the classes; the trainer builds the
+recipe's with :meth:`Objective.for_run` from its options (the recipe section named by
+``section``, of type ``options_type``) and a :class:`RunContext`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -28,8 +34,46 @@ class ObjectiveOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class RunContext:
+    """What an objective may use while a run is set up (after the trainable weights are chosen).
+
+    ``frozen_base()`` loads a frozen copy of the base model (once); ``fresh``: the model still has
+    the base's weights (a new run, not a resumed one); ``folder`` is where the run keeps files (None
+    when this process does not write); ``autocast()`` is the training precision's context;
+    ``batch_size`` the micro-batch size; ``progress`` whether to show progress bars.
+    """
+
+    model: Any
+    tokenizer: Any
+    dataset: Any
+    uses_adapter: bool
+    frozen_base: Callable[[], Any]
+    fresh: bool
+    folder: Path | None
+    autocast: Callable[[], Any]
+    batch_size: int
+    progress: bool = False
+
+
 class Objective(ABC):
     name: ClassVar[str]
+    #: the recipe section holding this objective's options, and their type (None: it has none)
+    section: ClassVar[str | None] = None
+    options_type: ClassVar[type | None] = None
+    #: what :meth:`normaliser` counts, as named in the metrics of each step
+    normaliser_name: ClassVar[str] = "labelled_tokens"
+    #: the data the objective trains on (``data.regime`` values it accepts)
+    regimes: ClassVar[tuple[str, ...]] = ("instruction", "pretraining")
+
+    @classmethod
+    def for_run(cls, options: Any, context: RunContext) -> Objective:
+        """The objective for one run (default: no options, nothing to prepare)."""
+        return cls()
+
+    def training_examples(self, dataset: Any) -> Any:
+        """The examples the trainer draws micro-batches from (default: the data set as built)."""
+        return dataset
 
     @abstractmethod
     def normaliser(self, batch: dict[str, torch.Tensor]) -> int:

@@ -10,7 +10,10 @@ only (:func:`head_only_at`), never full (2P, L, vocab) logits. The reference's c
 * :class:`AdapterOff` — the same model with its adapters switched off (``loralab.disabled``):
   LoRA, rsLoRA, DoRA, QLoRA need no second copy;
 * :class:`FrozenCopy` — a frozen copy of the base (full fine-tuning);
-* :class:`Precomputed` — ``batch["reference_log_probs"]`` (2P,), computed once before training.
+* :class:`Precomputed` — ``batch["reference_log_probs"]`` (2P,), computed once before training
+  (``dpo.precompute_reference``) and kept in the run folder as :data:`REFERENCE_FILE`.
+
+The reference is always evaluated in eval mode (no dropout), as the frozen model it stands for.
 
 The loss per pair is :func:`~loralab.train.objectives.preference_loss.preference_loss`, plus
 ``sft_weight`` × the chosen response's mean token negative log-likelihood (an RPO-style mix).
@@ -20,40 +23,43 @@ rejected log-probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
 
 import torch
 from torch import nn
 
 from loralab.data.records import IGNORE_INDEX
 from loralab.errors import ConfigError
-from loralab.train.objectives.base import Objective, ObjectiveOutput
-from loralab.train.objectives.preference_loss import LOSSES, preference_loss
+from loralab.train.objectives.base import Objective, ObjectiveOutput, RunContext
+from loralab.train.objectives.preference_loss import preference_loss
 from loralab.train.objectives.supervised import head_only_at
+from loralab.train.schema import check_fields
+
+#: the file in the run folder holding the precomputed reference log-probabilities, (pairs, 2)
+REFERENCE_FILE = "reference_log_probs.safetensors"
 
 
 @dataclass(frozen=True)
 class PreferenceOptions:
-    """β (the strength of the pull towards the reference), the loss (``sigmoid`` = DPO, ``ipo``),
-    ε label smoothing (conservative DPO; sigmoid only) and the SFT term's weight."""
+    """The recipe's ``dpo`` section: β (the pull towards the reference), the loss (``sigmoid`` = DPO,
+    ``ipo``), ε label smoothing (conservative DPO; sigmoid only), the SFT term's weight, and
+    ``precompute_reference``: compute the reference log-probabilities once, before training, and
+    keep them in the run folder (one model forward per pair during training instead of two)."""
 
-    beta: float = 0.1
-    loss: str = "sigmoid"
-    label_smoothing: float = 0.0
-    sft_weight: float = 0.0
+    beta: Annotated[float, "(0, 100]"] = 0.1
+    loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    label_smoothing: Annotated[float, "[0, 0.5)"] = 0.0
+    sft_weight: Annotated[float, "[0, 100]"] = 0.0
+    precompute_reference: bool = False
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
-        if not 0.0 < self.beta <= 100.0:
-            raise ConfigError(f"beta must be in (0, 100], got {self.beta}")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        check_fields(self)
         if self.label_smoothing and self.loss != "sigmoid":
             raise ConfigError("label_smoothing applies to the sigmoid (DPO) loss only")
-        if not 0.0 <= self.sft_weight <= 100.0:
-            raise ConfigError(f"sft_weight must be in [0, 100], got {self.sft_weight}")
 
 
 def response_log_probs(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,6 +79,18 @@ def response_log_probs(model: nn.Module, batch: dict[str, torch.Tensor]) -> tupl
     return sums, keep.sum(-1)
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Within the block every module is in eval mode (no dropout); on exit each gets its own mode back."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 class ReferencePolicy(Protocol):
     def log_probs(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(2P,) summed response log-probabilities under the reference (no gradient)."""
@@ -84,7 +102,7 @@ class AdapterOff:
     def log_probs(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         from loralab.lora.switching import disabled
 
-        with torch.no_grad(), disabled(model):
+        with torch.no_grad(), disabled(model), eval_mode(model):
             return response_log_probs(model, batch)[0]
 
 
@@ -95,7 +113,7 @@ class FrozenCopy:
     model: nn.Module
 
     def log_probs(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(self.model):
             return response_log_probs(self.model, batch)[0]
 
 
@@ -112,10 +130,29 @@ class PreferenceObjective(Objective):
     """DPO / IPO / conservative DPO with an SFT term (see the module docstring)."""
 
     name = "dpo"
+    section = "dpo"
+    options_type = PreferenceOptions
+    normaliser_name = "pairs"
+    regimes = ("preference",)
 
-    def __init__(self, options: PreferenceOptions = PreferenceOptions(), reference: ReferencePolicy | None = None) -> None:
+    def __init__(self, options: PreferenceOptions = PreferenceOptions(), reference: ReferencePolicy | None = None,
+                 table: torch.Tensor | None = None) -> None:  # fmt: skip
+        """``table``: precomputed reference log-probabilities (pairs, 2) [chosen, rejected], by example index."""
         self.options = options
         self.reference = reference if reference is not None else AdapterOff()
+        self.table = table
+
+    @classmethod
+    def for_run(cls, options: PreferenceOptions, context: RunContext) -> PreferenceObjective:
+        """The reference: the adapter switched off (adapter methods) or a frozen copy of the base (full
+        fine-tuning); with ``precompute_reference``, their log-probabilities computed once (or read back)."""
+        if not options.precompute_reference:
+            return cls(options, AdapterOff() if context.uses_adapter else FrozenCopy(context.frozen_base()))
+        return cls(options, Precomputed(), reference_table(context, cls(options).collator(context.tokenizer)))
+
+    def training_examples(self, dataset: Any) -> Any:
+        """With a precomputed reference, each pair also carries its two reference log-probabilities."""
+        return dataset if self.table is None else _WithReference(dataset, self.table)
 
     def normaliser(self, batch: dict[str, torch.Tensor]) -> int:
         """Pairs: half the rows."""
@@ -139,8 +176,69 @@ class PreferenceObjective(Objective):
         return ObjectiveOutput(loss, pairs, metrics)
 
     def collator(self, tokenizer: Any):
-        """Pairs (``chosen``, ``rejected``: tokenized examples) → 2P padded rows, chosen first."""
+        """Pairs (``chosen``, ``rejected``: tokenized examples) → 2P padded rows, chosen first; with
+        ``reference`` in the pairs also ``reference_log_probs`` (2P,) in the same order."""
         from loralab.data import PaddingCollator
 
         pad = PaddingCollator.for_tokenizer(tokenizer)
-        return lambda pairs: pad([p["chosen"] for p in pairs] + [p["rejected"] for p in pairs])
+
+        def collate(pairs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+            batch = pad([p["chosen"] for p in pairs] + [p["rejected"] for p in pairs])
+            if all("reference" in p for p in pairs):
+                references = torch.stack([p["reference"] for p in pairs])  # (P, 2)
+                batch["reference_log_probs"] = torch.cat([references[:, 0], references[:, 1]])
+            return batch
+
+        return collate
+
+
+class _WithReference:
+    """A preference dataset whose item i also holds ``reference`` = table[i] (2,)."""
+
+    def __init__(self, dataset: Any, table: torch.Tensor) -> None:
+        self.dataset, self.table = dataset, table
+        self.stats = getattr(dataset, "stats", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.dataset[index], "reference": self.table[index]}
+
+
+def reference_table(context: RunContext, collate: Any) -> torch.Tensor:
+    """(pairs, 2) reference log-probabilities [chosen, rejected] of every pair of the data set.
+
+    Read from the run folder when it holds a table of the right size (a resumed run), else computed
+    with the adapter off (adapter methods), with the model itself (full fine-tuning before its first
+    step) or with a frozen copy of the base (a resumed full fine-tuning), and saved there.
+    """
+    from safetensors.torch import load_file, save_file
+    from tqdm.auto import tqdm
+
+    from loralab.outputs import atomic_write, writing
+
+    pairs = len(context.dataset)
+    path = None if context.folder is None else Path(context.folder) / REFERENCE_FILE
+    if path is not None and path.is_file():
+        table = load_file(str(path)).get("reference_log_probs")
+        if table is not None and tuple(table.shape) == (pairs, 2) and bool(torch.isfinite(table).all()):
+            return table
+    if context.uses_adapter:
+        policy: ReferencePolicy = AdapterOff()
+    else:
+        policy = FrozenCopy(context.model if context.fresh else context.frozen_base())
+    device = next(context.model.parameters()).device
+    rows = []
+    for start in tqdm(range(0, pairs, context.batch_size), desc="reference log-probs", disable=not context.progress):
+        batch = collate([context.dataset[i] for i in range(start, min(start + context.batch_size, pairs))])
+        batch = {key: value.to(device) for key, value in batch.items()}
+        with context.autocast():
+            values = policy.log_probs(context.model, batch).float().cpu()
+        half = values.shape[0] // 2
+        rows.append(torch.stack([values[:half], values[half:]], dim=1))
+    table = torch.cat(rows)
+    if path is not None and context.fresh:
+        with writing(path, f"cannot write {path}"):
+            atomic_write(path, lambda tmp: save_file({"reference_log_probs": table.contiguous()}, tmp))
+    return table

@@ -1,0 +1,103 @@
+"""DPO through the trainer: log 2 at the start, the preference learned with the base untouched, the
+reference from the switched-off adapter equal to a precomputed one and to a frozen copy, exact resume."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from loralab.train.runs import RunFolder
+from loralab.train.objectives.dpo import REFERENCE_FILE, AdapterOff, FrozenCopy, PreferenceObjective
+from loralab.train.trainer import Trainer, resume, train
+
+DPO = {"objective": "dpo", "max_steps": 4, "micro_batch_size": 4, "schedule": "constant", "precision": "fp32"}
+
+
+def _records(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def dpo_recipe(make_recipe):
+    def make(*overrides, **sections):
+        base = {"data": {"task": "arith-preference", "examples": 16, "regime": "preference", "max_length": 160},
+                "train": dict(DPO), "dpo": {"beta": 0.1}}  # fmt: skip
+        base.update(sections)
+        return make_recipe(*overrides, **base)
+
+    return make
+
+
+def test_first_step_is_log_2_and_the_preference_is_learned_with_the_base_untouched(dpo_recipe):
+    from loralab.models import load_model
+
+    result = train(dpo_recipe("train.max_steps=25", "optimizer.lr=1e-2"), progress=False)
+    records = _records(result.run_dir)
+    assert records[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert records[0]["reward_margin"] == pytest.approx(0.0, abs=1e-6)
+    assert records[0]["pairs"] == 4 and "labelled_tokens" not in records[0]
+    late = records[-5:]
+    assert sum(r["reward_accuracy"] for r in late) / len(late) > 0.8
+    assert sum(r["reward_margin"] for r in late) / len(late) > 10 * max(abs(records[1]["reward_margin"]), 1e-3)
+    assert late[-1]["loss"] < 0.5 * math.log(2)
+    # the frozen base is bit-identical: merging nothing back, the adapter's base weights are the loader's
+    trained, _ = load_model("tiny-llama")
+    from loralab import load_adapter
+
+    load_adapter(trained, str(result.run_dir / "adapter"))
+    fresh, _ = load_model("tiny-llama")
+    base = {name.replace(".base_layer", ""): p for name, p in trained.named_parameters() if "lora_" not in name}
+    for name, param in fresh.named_parameters():
+        assert torch.equal(base[name], param), name
+
+
+def test_precomputed_reference_equals_the_switched_off_adapter_and_a_frozen_copy(dpo_recipe):
+    result = train(dpo_recipe("dpo.precompute_reference=true", "train.max_steps=2", "name=pre"), progress=False)
+    table = load_file(str(result.run_dir / REFERENCE_FILE))["reference_log_probs"]
+    trainer = Trainer(dpo_recipe("train.max_steps=2", "name=otf"), RunFolder(result.run_dir.parent / "otf"), False)
+    trainer._setup(resume=False)
+    assert table.shape == (len(trainer.dataset), 2)
+    objective = PreferenceObjective()
+    collate = objective.collator(trainer.tokenizer)
+    batch = collate([trainer.dataset[i] for i in range(len(trainer.dataset))])
+    off = AdapterOff().log_probs(trainer.model, batch)
+    copy = FrozenCopy(trainer._frozen_base()).log_probs(trainer.model, batch)
+    pairs = len(trainer.dataset)
+    torch.testing.assert_close(torch.stack([off[:pairs], off[pairs:]], 1), table, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(off, copy, rtol=0, atol=0)
+    # and the runs train the same: losses with the precomputed table equal those computed on the fly
+    otf = train(dpo_recipe("train.max_steps=2", "name=otf2"), progress=False)
+    for mine, theirs in zip(_records(result.run_dir), _records(otf.run_dir)):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
+        assert mine["reward_margin"] == pytest.approx(theirs["reward_margin"], rel=1e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("precompute", [False, True], ids=["on-the-fly", "precomputed"])
+def test_dpo_resume_equals_the_uninterrupted_run(dpo_recipe, monkeypatch, tmp_path, precompute):
+    settings = ("train.max_steps=6", "lora.dropout=0.1", "train.checkpoint_every=2", f"dpo.precompute_reference={precompute}")
+    expected = _records(train(dpo_recipe(*settings, "name=straight"), progress=False).run_dir)
+    real = Trainer._step
+
+    def step(self, index):
+        if index == 3:
+            raise KeyboardInterrupt
+        return real(self, index)
+
+    monkeypatch.setattr(Trainer, "_step", step)
+    with pytest.raises(KeyboardInterrupt):
+        train(dpo_recipe(*settings, "name=cut"), progress=False)
+    monkeypatch.undo()
+    got = _records(resume(tmp_path / "runs" / "cut", progress=False).run_dir)
+    assert [r["step"] for r in got] == [1, 2, 3, 4, 5, 6]
+    for mine, theirs in zip(got, expected):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-6, abs=1e-7)
+        assert mine["reward_accuracy"] == theirs["reward_accuracy"]
+
+
+def test_full_fine_tuning_dpo_uses_a_frozen_copy_and_starts_at_log_2(dpo_recipe):
+    result = train(dpo_recipe("method=full", "lora=null", "train.max_steps=2", "optimizer.lr=1e-4", "name=full"), progress=False)
+    first = _records(result.run_dir)[0]
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert _records(result.run_dir)[1]["reward_margin"] != 0.0
