@@ -10,8 +10,9 @@ import torch
 
 from loralab import LoraConfig, add_adapter
 from loralab.models import load_model
-from loralab.train.objectives.dpo import FrozenCopy, Precomputed, PreferenceObjective, PreferenceOptions, response_log_probs
-from loralab.train.objectives.preference_loss import sequence_log_probs
+from loralab.eval.preference_scores import response_log_probs
+from loralab.train.objectives.dpo import FrozenCopy, Precomputed, PreferenceObjective, PreferenceOptions
+from loralab.eval.preference_scores import sequence_log_probs
 from loralab.train.step import TrainStep
 
 PAIRS = 4

@@ -101,3 +101,45 @@ def test_full_fine_tuning_dpo_uses_a_frozen_copy_and_starts_at_log_2(dpo_recipe)
     first = _records(result.run_dir)[0]
     assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert _records(result.run_dir)[1]["reward_margin"] != 0.0
+
+
+def test_qlora_dpo_uses_the_4bit_base_with_the_adapter_off_as_reference(dpo_recipe):
+    """Method qlora: the reference is the NF4 base itself (adapter off): log 2 at the start, then learning."""
+    result = train(dpo_recipe("method=qlora", "quant.compute_dtype=float32", "train.max_steps=12", "optimizer.lr=1e-2",
+                              "name=qlora"), progress=False)  # fmt: skip
+    records = _records(result.run_dir)
+    assert records[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert records[-1]["reward_margin"] > 0 and records[-1]["loss"] < math.log(2)
+    assert (result.run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_preference_metrics_before_and_after(dpo_recipe, tmp_path):
+    """eval task pref:F on the training pairs: the base scores accuracy 0, margin 0, loss log 2 (the adapter
+    starts at zero), the trained adapter prefers the chosen answers; arith-preference = pref:F of its pairs."""
+    from loralab import load_adapter
+    from loralab.data.tasks import get_task
+    from loralab.eval import evaluate
+    from loralab.models import load_model
+
+    task = get_task("arith-preference")
+
+    def pair_file(name, problems):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(task.to_record(p).as_row()) + "\n" for p in problems))
+        return path
+
+    seen = pair_file("train.jsonl", task.train(16, 0))
+    result = train(dpo_recipe("train.max_steps=20", "optimizer.lr=1e-2", f"eval.tasks=[pref:{seen}]", "name=pref"),
+                   progress=False)  # fmt: skip
+    before = {r.metric: r.value for r in result.eval_before}
+    after = {r.metric: r.value for r in result.eval_final}
+    assert before == pytest.approx({"reward_accuracy": 0.0, "reward_margin": 0.0, "dpo_loss": math.log(2)}, abs=1e-9)
+    assert after["reward_accuracy"] > 0.8 and after["reward_margin"] > 0 and after["dpo_loss"] < 0.5 * math.log(2)
+    model, tokenizer = load_model("tiny-llama")
+    load_adapter(model, str(result.run_dir / "adapter"))
+    again = {r.metric: r.value for r in evaluate(model, tokenizer, [f"pref:{seen}"], progress=False)}
+    assert again == pytest.approx(after, rel=1e-4)
+    builtin = {r.metric: r.value for r in evaluate(model, tokenizer, ["arith-preference"], limit=8, progress=False)}
+    from_file = {r.metric: r.value for r in evaluate(model, tokenizer, [f"pref:{pair_file('test.jsonl', task.test(8, 0))}"],
+                                                     progress=False)}  # fmt: skip
+    assert builtin == pytest.approx(from_file, rel=1e-9) and builtin != pytest.approx(before)

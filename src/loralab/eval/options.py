@@ -17,6 +17,7 @@ class EvalOptions:
     ``timeout`` seconds and ``memory_mb`` per program on ``workers`` processes.
     Text: ``window`` tokens per perplexity/KL window, ``score_batch_size`` windows per forward pass,
     ``documents``: passages per text task (``source-ppl``, ``source-kl``, ``ppl:``, ``kl:``; default ``limit``).
+    Preference pairs (``arith-preference``, ``pref:``): ``beta`` scales the implicit rewards, as DPO's β.
     """
 
     limit: int | None = None
@@ -35,6 +36,7 @@ class EvalOptions:
     window: int = 256
     score_batch_size: int = 4
     documents: int | None = None
+    beta: float = 0.1
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -53,6 +55,7 @@ class EvalOptions:
         # NaN fails every comparison, so each range is written as what must hold
         for name, ok, allowed in (("temperature", 0 <= self.temperature < math.inf, "a finite number ≥ 0 (0: greedy)"),
                                   ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+                                  ("beta", 0 < self.beta <= 100, "in (0, 100]"),
                                   ("timeout", 0 < self.timeout < math.inf, "a finite number of seconds > 0"),
                                   ("memory_mb", self.memory_mb >= 64, "a whole number ≥ 64 (MiB per program)"),
                                   ("seed", 0 <= self.seed < 2**32, "a whole number in [0, 2**32)")):  # fmt: skip

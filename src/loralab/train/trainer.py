@@ -386,25 +386,24 @@ class Trainer:
     def _evaluate(self, label: str) -> list:
         config = self.recipe.eval
         tasks = list(config.tasks)
-        kl_tasks = [t for t in tasks if KINDS[parse_task(t).kind].compares_to_base]
+        exact = {t: KINDS[parse_task(t).kind].exact_at_base for t in tasks if KINDS[parse_task(t).kind].exact_at_base}
         skipped: list[str] = []
         if label == BEFORE and self.method.uses_adapter:
             # Before training an adapter is exactly zero (B·A = 0): KL to the base is exactly 0, and the base's
             # perplexity on the KL text comes with the final KL pass, whose base side is this very model.
-            skipped = kl_tasks + [t for t in tasks if t in {twin_of(k) for k in kl_tasks}]
+            skipped = list(exact) + [t for t in tasks if t in {twin_of(k) for k in exact}]
         rng_devices = [self.device] if self.device.type == "cuda" else []
         results = []
         with torch.random.fork_rng(devices=rng_devices), autocast(self.eval_precision.name, self.device):
             if len(skipped) < len(tasks):
                 results = evaluate(self.model, self.tokenizer, [t for t in tasks if t not in skipped], limit=config.limit,
                                    seed=config.seed, reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
-        results += [TaskResult(t, "kl_to_base", 0.0, 0.0, 0, 0.0, "source", False, {"exact": "the adapter starts at B·A = 0"})
-                    for t in kl_tasks if t in skipped]  # fmt: skip
+        results += [result for t, known in exact.items() if t in skipped for result in known(t)]
         if self.role.writes:
             with writing(self.run_folder.path, f"cannot write {self.run_folder.eval_file(label)}"):
                 self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
                 to_json(results, self.run_folder.eval_file(label), variant=label)
-        deferred = [t for t in skipped if t not in kl_tasks]
+        deferred = [t for t in skipped if t not in exact]
         say(f"\nevaluation ({label}):\n{results_table(results)}"
             + (f"\n({', '.join(deferred)} of the base: with the final KL pass)" if deferred else ""))  # fmt: skip
         return results

@@ -1,9 +1,11 @@
 """Task names: ``NAME`` for built-in tasks, ``KIND:PATH`` for a benchmark file.
 
 Built-in: ``arith`` (word problems, exact match), ``pycode`` (functions, pass@k),
+``arith-preference`` (held-out preference pairs: reward accuracy and margin),
 ``source-ppl`` (perplexity on held-out prose), ``source-kl`` (KL to the base model on it).
-Files: ``gsm8k:F``, ``humaneval:F`` (target domain), ``hellaswag:F``, ``arc:F``,
-``winogrande:F`` (multiple choice), ``ppl:F`` and ``kl:F`` (any UTF-8 text file).
+Files: ``gsm8k:F``, ``humaneval:F`` (target domain), ``pref:F`` (preference pairs),
+``hellaswag:F``, ``arc:F``, ``winogrande:F`` (multiple choice), ``ppl:F`` and ``kl:F`` (any
+UTF-8 text file).
 Everything after the first colon is the path, so paths may contain colons.
 """
 
@@ -13,8 +15,8 @@ from dataclasses import dataclass
 
 from loralab.errors import ConfigError
 
-BUILTIN = ("arith", "pycode", "source-ppl", "source-kl")
-FILE_KINDS = ("gsm8k", "humaneval", "hellaswag", "arc", "winogrande", "ppl", "kl")
+BUILTIN = ("arith", "pycode", "arith-preference", "source-ppl", "source-kl")
+FILE_KINDS = ("gsm8k", "humaneval", "pref", "hellaswag", "arc", "winogrande", "ppl", "kl")
 
 
 @dataclass(frozen=True)

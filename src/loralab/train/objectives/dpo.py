@@ -4,7 +4,7 @@ A preference micro-batch holds 2P rows: rows 0…P−1 are prompt + chosen respo
 prompt + rejected response, in the same order, labelled on the response only (``collator``
 pads them together, so one forward covers both sides). The policy's summed response
 log-probabilities come from one forward with the output head applied at the labelled positions
-only (:func:`head_only_at`), never full (2P, L, vocab) logits. The reference's come from a
+only (:func:`~loralab.models.head.head_only_at`), never full (2P, L, vocab) logits. The reference's come from a
 :class:`ReferencePolicy`:
 
 * :class:`AdapterOff` — the same model with its adapters switched off (``loralab.disabled``):
@@ -15,7 +15,7 @@ only (:func:`head_only_at`), never full (2P, L, vocab) logits. The reference's c
 
 The reference is always evaluated in eval mode (no dropout), as the frozen model it stands for.
 
-The loss per pair is :func:`~loralab.train.objectives.preference_loss.preference_loss`, plus
+The loss per pair is :func:`~loralab.eval.preference_scores.preference_loss`, plus
 ``sft_weight`` × the chosen response's mean token negative log-likelihood (an RPO-style mix).
 Normaliser: P. Metric sums (the step divides them by P): reward accuracy and margin, chosen and
 rejected log-probabilities.
@@ -32,11 +32,9 @@ from typing import Annotated, Any, Literal, Protocol
 import torch
 from torch import nn
 
-from loralab.data.records import IGNORE_INDEX
 from loralab.errors import ConfigError
+from loralab.eval.preference_scores import preference_loss, response_log_probs
 from loralab.train.objectives.base import Objective, ObjectiveOutput, RunContext
-from loralab.train.objectives.preference_loss import preference_loss
-from loralab.train.objectives.supervised import head_only_at
 from loralab.train.schema import check_fields
 
 #: the file in the run folder holding the precomputed reference log-probabilities, (pairs, 2)
@@ -60,23 +58,6 @@ class PreferenceOptions:
         check_fields(self)
         if self.label_smoothing and self.loss != "sigmoid":
             raise ConfigError("label_smoothing applies to the sigmoid (DPO) loss only")
-
-
-def response_log_probs(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows,) summed log-probabilities of each row's labelled tokens, and (rows,) their counts.
-
-    Row b, position t predicts labels[b, t + 1]; the head sees only those N positions: logits (N, vocab).
-    """
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE_INDEX
-    with head_only_at(model, keep) as restricted:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    picked = logits if restricted else logits[:, :-1][keep]
-    dtype = torch.float64 if picked.dtype == torch.float64 else torch.float32
-    token_log_probs = torch.log_softmax(picked.to(dtype), dim=-1).gather(-1, targets[keep].unsqueeze(-1)).squeeze(-1)
-    rows = torch.arange(keep.shape[0], device=keep.device).unsqueeze(1).expand_as(keep)[keep]
-    sums = torch.zeros(keep.shape[0], dtype=token_log_probs.dtype, device=keep.device).index_add(0, rows, token_log_probs)
-    return sums, keep.sum(-1)
 
 
 @contextmanager

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from loralab.data.records import IGNORE_INDEX
+from loralab.models.head import head_only_at
 
 LOSSES = ("sigmoid", "ipo")
 
@@ -78,3 +80,20 @@ def sequence_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torc
     log_probs = torch.log_softmax(logits[:, :-1].to(dtype), dim=-1)
     picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (picked * keep).sum(-1), keep.sum(-1)
+
+
+def response_log_probs(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows,) summed log-probabilities of each row's labelled tokens, and (rows,) their counts.
+
+    Row b, position t predicts labels[b, t + 1]; the head sees only those N positions: logits (N, vocab).
+    """
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE_INDEX
+    with head_only_at(model, keep) as restricted:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+    picked = logits if restricted else logits[:, :-1][keep]
+    dtype = torch.float64 if picked.dtype == torch.float64 else torch.float32
+    token_log_probs = torch.log_softmax(picked.to(dtype), dim=-1).gather(-1, targets[keep].unsqueeze(-1)).squeeze(-1)
+    rows = torch.arange(keep.shape[0], device=keep.device).unsqueeze(1).expand_as(keep)[keep]
+    sums = torch.zeros(keep.shape[0], dtype=token_log_probs.dtype, device=keep.device).index_add(0, rows, token_log_probs)
+    return sums, keep.sum(-1)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from loralab.train.objectives.preference_loss import preference_loss, sequence_log_probs
+from loralab.eval.preference_scores import preference_loss, sequence_log_probs
 
 PAIRS = [(-3.0, -5.0, -3.5, -4.0), (-10.0, -2.0, -9.0, -2.5), (-1.0, -1.0, -1.0, -1.0)]  # π_w, π_l, ρ_w, ρ_l
 
