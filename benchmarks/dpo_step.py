@@ -25,9 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
+
+from alternating import machine, run_alternating
 
 REFERENCES = ("adapter-off", "precomputed", "frozen-copy")
 
@@ -108,29 +109,15 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args)))
         return
 
-    from loralab.models.precision import cpu_flags, resolve_precision
+    from loralab.models.precision import resolve_precision
 
     chosen = resolve_precision(args.precision, args.device)
     print(chosen.describe(args.precision), file=sys.stderr)
     args.precision = chosen.name
-    flags = cpu_flags() or set()
-    cpu_kind = "AVX512-BF16" if "avx512_bf16" in flags else "AMX-BF16" if "amx_bf16" in flags else "AVX2 only, no native bf16"
-    device_name = cpu_kind
-    if args.device.startswith("cuda"):
-        import torch
-
-        device_name = torch.cuda.get_device_name(0)
-    results: dict[str, list[dict]] = {kind: [] for kind in REFERENCES}
+    device_name = machine(args.device)
     passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"--pairs={args.pairs}",
                    f"--precision={args.precision}", f"--device={args.device}"]  # fmt: skip
-    for round_index in range(args.rounds):
-        order = REFERENCES if round_index % 2 == 0 else REFERENCES[::-1]
-        for kind in order:
-            out = subprocess.run([sys.executable, __file__, f"--worker={kind}", *passthrough],
-                                 check=True, capture_output=True, text=True).stdout  # fmt: skip
-            results[kind].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"  round {round_index + 1} {kind}: {results[kind][-1]['tokens_per_s']:.0f} tokens/s, "
-                  f"{results[kind][-1]['peak_mb']:.0f} MiB", file=sys.stderr)  # fmt: skip
+    results = run_alternating(__file__, REFERENCES, args.rounds, passthrough)
 
     def median(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])

@@ -25,9 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
+
+from alternating import machine, run_alternating
 
 IMPLS = ("loralab", "peft")
 
@@ -115,24 +116,15 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args)))
         return
 
-    from loralab.models.precision import cpu_flags, resolve_precision
+    from loralab.models.precision import resolve_precision
 
     chosen = resolve_precision(args.precision, args.device)
     print(chosen.describe(args.precision), file=sys.stderr)
     args.precision = chosen.name
-    flags = cpu_flags() or set()
-    cpu_kind = "AVX512-BF16" if "avx512_bf16" in flags else "AMX-BF16" if "amx_bf16" in flags else "AVX2 only, no native bf16"
-    results: dict[str, list[dict]] = {impl: [] for impl in IMPLS}
+    device_name = machine(args.device)
     passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"--batch={args.batch}",
                    f"--precision={args.precision}", f"--device={args.device}"]  # fmt: skip
-    for round_index in range(args.rounds):
-        order = IMPLS if round_index % 2 == 0 else IMPLS[::-1]
-        for impl in order:
-            out = subprocess.run([sys.executable, __file__, f"--worker={impl}", *passthrough],
-                                 check=True, capture_output=True, text=True).stdout  # fmt: skip
-            results[impl].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"  round {round_index + 1} {impl}: {results[impl][-1]['tokens_per_s']:.0f} tokens/s, "
-                  f"{results[impl][-1]['peak_mb']:.0f} MiB", file=sys.stderr)  # fmt: skip
+    results = run_alternating(__file__, IMPLS, args.rounds, passthrough)
 
     def median(impl: str, key: str) -> float:
         return statistics.median(r[key] for r in results[impl])
@@ -140,7 +132,7 @@ def main() -> None:
     same_loss = abs(results["loralab"][0]["first_loss"] - results["peft"][0]["first_loss"])
     print(f"\nLoRA training step, SmolLM2-135M-Instruct, r=16 all-linear, {args.batch} arith examples per step "
           f"({100 * results['loralab'][0]['labelled_fraction']:.0f}% of positions labelled), {args.precision}, {args.device} "
-          f"({cpu_kind if args.device == 'cpu' else 'GPU'}), "
+          f"({device_name}), "
           f"{args.rounds} processes × {args.steps} steps each\n")  # fmt: skip
     print(f"{'':<10}{'tokens/s':>10}{'peak MiB':>10}")
     for impl in IMPLS:
