@@ -6,9 +6,11 @@ the kinds flips every round, so that machine noise hits all of them.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 
 def machine(device: str) -> str:
@@ -34,3 +36,36 @@ def run_alternating(script: str, kinds: tuple[str, ...], rounds: int, passthroug
             print(f"  round {round_index + 1} {kind}: {results[kind][-1]['tokens_per_s']:.0f} tokens/s, "
                   f"{results[kind][-1]['peak_mb']:.0f} MiB", file=sys.stderr)  # fmt: skip
     return results
+
+
+def measure(script: str, doc: str, kinds: tuple[str, ...], worker: Callable[[str, argparse.Namespace], dict], *,
+            rounds: int, steps: int, size: tuple[str, int, str]) -> tuple[argparse.Namespace, dict[str, list[dict]], str] | None:
+    """The command line of a step benchmark: ``--rounds --steps --warmup SIZE --precision --device``.
+
+    In a worker process (``--worker=KIND``) prints ``worker(KIND, args)`` as JSON and returns None;
+    otherwise resolves the precision, runs every kind ``rounds`` times in alternating processes and
+    returns (args, results by kind, the machine in words). ``size``: (flag, default, help), e.g.
+    ("--pairs", 8, "preference pairs per step").
+    """
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=rounds, help="processes per kind (alternating)")
+    parser.add_argument("--steps", type=int, default=steps, help="timed steps per process")
+    parser.add_argument("--warmup", type=int, default=1)
+    flag, default, help_text = size
+    parser.add_argument(flag, type=int, default=default, help=help_text)
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="auto: bf16 where the device computes it natively, else fp32 (loralab.models.precision)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--worker", choices=kinds, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args)))
+        return None
+    from loralab.models.precision import resolve_precision
+
+    chosen = resolve_precision(args.precision, args.device)
+    print(chosen.describe(args.precision), file=sys.stderr)
+    args.precision = chosen.name
+    passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"{flag}={getattr(args, flag.lstrip('-'))}",
+                   f"--precision={args.precision}", f"--device={args.device}"]  # fmt: skip
+    return args, run_alternating(script, kinds, args.rounds, passthrough), machine(args.device)

@@ -23,12 +23,10 @@ Run:  .venv/bin/python benchmarks/dpo_step.py [--rounds 2] [--steps 3] [--pairs 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 
-from alternating import machine, run_alternating
+from alternating import measure
 
 REFERENCES = ("adapter-off", "precomputed", "frozen-copy")
 
@@ -96,28 +94,10 @@ def worker(reference: str, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=2, help="processes per reference kind (alternating)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per process")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--pairs", type=int, default=8, help="preference pairs per step (2× rows)")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--worker", choices=REFERENCES, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args)))
+    measured = measure(__file__, __doc__, REFERENCES, worker, rounds=2, steps=3, size=("--pairs", 8, "preference pairs per step (2× rows)"))
+    if measured is None:
         return
-
-    from loralab.models.precision import resolve_precision
-
-    chosen = resolve_precision(args.precision, args.device)
-    print(chosen.describe(args.precision), file=sys.stderr)
-    args.precision = chosen.name
-    device_name = machine(args.device)
-    passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"--pairs={args.pairs}",
-                   f"--precision={args.precision}", f"--device={args.device}"]  # fmt: skip
-    results = run_alternating(__file__, REFERENCES, args.rounds, passthrough)
+    args, results, device_name = measured
 
     def median(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])

@@ -23,12 +23,10 @@ Run:  .venv/bin/python benchmarks/train_step.py [--rounds 3] [--steps 4] [--batc
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 
-from alternating import machine, run_alternating
+from alternating import measure
 
 IMPLS = ("loralab", "peft")
 
@@ -102,29 +100,10 @@ def worker(impl: str, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="processes per implementation (alternating)")
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per process")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=16, help="examples per step")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="auto: bf16 where the device computes it natively, else fp32 (loralab.models.precision)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args)))
+    measured = measure(__file__, __doc__, IMPLS, worker, rounds=3, steps=4, size=("--batch", 16, "examples per step"))
+    if measured is None:
         return
-
-    from loralab.models.precision import resolve_precision
-
-    chosen = resolve_precision(args.precision, args.device)
-    print(chosen.describe(args.precision), file=sys.stderr)
-    args.precision = chosen.name
-    device_name = machine(args.device)
-    passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"--batch={args.batch}",
-                   f"--precision={args.precision}", f"--device={args.device}"]  # fmt: skip
-    results = run_alternating(__file__, IMPLS, args.rounds, passthrough)
+    args, results, device_name = measured
 
     def median(impl: str, key: str) -> float:
         return statistics.median(r[key] for r in results[impl])
