@@ -69,3 +69,21 @@ def measure(script: str, doc: str, kinds: tuple[str, ...], worker: Callable[[str
     passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"{flag}={getattr(args, flag.lstrip('-'))}",
                    f"--precision={args.precision}", f"--device={args.device}"]  # fmt: skip
     return args, run_alternating(script, kinds, args.rounds, passthrough), machine(args.device)
+
+
+def timed_steps(step: Callable[[], float], warmup: int, steps: int, device) -> tuple[list[float], float]:
+    """(losses of every step, warm-up included; seconds of the ``steps`` timed ones), GPU work awaited."""
+    import time
+
+    import torch
+
+    def wait() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    losses = [step() for _ in range(warmup)]
+    wait()
+    start = time.perf_counter()
+    losses += [step() for _ in range(steps)]
+    wait()
+    return losses, time.perf_counter() - start

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-from alternating import measure
+from alternating import measure, timed_steps
 
 REFERENCES = ("adapter-off", "precomputed", "frozen-copy")
 
@@ -79,15 +78,7 @@ def worker(reference: str, args: argparse.Namespace) -> dict:
         optimizer.zero_grad(set_to_none=True)
         return float(out.loss_sum.detach()) / out.normaliser
 
-    losses = [step() for _ in range(args.warmup)]
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        losses.append(step())
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    losses, seconds = timed_steps(step, args.warmup, args.steps, device)
     tokens = int(batch["attention_mask"].sum()) * args.steps
     return {"reference": reference, "tokens_per_s": tokens / seconds, "peak_mb": peak_memory_mb(device),
             "first_loss": losses[0], "rows": int(batch["input_ids"].shape[0]), "length": int(batch["input_ids"].shape[1])}  # fmt: skip

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-from alternating import measure
+from alternating import measure, timed_steps
 
 IMPLS = ("loralab", "peft")
 
@@ -85,15 +84,7 @@ def worker(impl: str, args: argparse.Namespace) -> dict:
         optimizer.zero_grad(set_to_none=True)
         return float(loss)
 
-    losses = [step() for _ in range(args.warmup)]
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        losses.append(step())
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    losses, seconds = timed_steps(step, args.warmup, args.steps, device)
     tokens = int(batch["attention_mask"].sum()) * args.steps
     return {"impl": impl, "tokens_per_s": tokens / seconds, "peak_mb": peak_memory_mb(device), "first_loss": losses[0],
             "labelled_fraction": float((batch["labels"][:, 1:] != -100).float().mean())}  # fmt: skip
