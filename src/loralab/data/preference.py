@@ -46,6 +46,11 @@ class PreferenceStats(BuildStats):
         )
 
 
+def pair_rows(pad: Any, pairs: Sequence[dict[str, TokenizedExample]]) -> dict[str, torch.Tensor]:
+    """P pairs → one padded batch of 2P rows: the P chosen sides, then the P rejected ones, in order."""
+    return pad([pair["chosen"] for pair in pairs] + [pair["rejected"] for pair in pairs])
+
+
 class PreferenceDataset(torch.utils.data.Dataset):
     """Pairs ``{"chosen": example, "rejected": example}`` for the DPO collator, with :class:`PreferenceStats`."""
 

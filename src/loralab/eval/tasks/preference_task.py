@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from loralab.data import PaddingCollator, build_preference_dataset
+from loralab.data.preference import pair_rows
 from loralab.eval.options import EvalOptions
 from loralab.eval.preference_scores import preference_loss, response_log_probs
 from loralab.eval.result import TaskResult
@@ -38,7 +39,7 @@ def run_preference(model: Any, tokenizer: Any, spec: TaskSpec, records: list, op
     with bar(len(pairs), f"{spec.name} score", options.progress) as progress, torch.no_grad():
         for start in range(0, len(pairs), size):
             chunk = [pairs[i] for i in range(start, min(start + size, len(pairs)))]
-            batch = pad([p["chosen"] for p in chunk] + [p["rejected"] for p in chunk])
+            batch = pair_rows(pad, chunk)
             batch = {key: value.to(device) for key, value in batch.items()}
             columns["policy"].append(response_log_probs(model, batch)[0].double().cpu().view(2, -1))
             if reference is not None:

@@ -160,11 +160,12 @@ class PreferenceObjective(Objective):
         """Pairs (``chosen``, ``rejected``: tokenized examples) → 2P padded rows, chosen first; with
         ``reference`` in the pairs also ``reference_log_probs`` (2P,) in the same order."""
         from loralab.data import PaddingCollator
+        from loralab.data.preference import pair_rows
 
         pad = PaddingCollator.for_tokenizer(tokenizer)
 
         def collate(pairs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-            batch = pad([p["chosen"] for p in pairs] + [p["rejected"] for p in pairs])
+            batch = pair_rows(pad, pairs)
             if all("reference" in p for p in pairs):
                 references = torch.stack([p["reference"] for p in pairs])  # (P, 2)
                 batch["reference_log_probs"] = torch.cat([references[:, 0], references[:, 1]])
