@@ -1,6 +1,6 @@
 """The model a recipe trains: the base loaded and made trainable by the recipe's method
-(:mod:`loralab.train.methods`), then what every method shares: dropout in the model and
-gradient checkpointing.
+(:mod:`loralab.train.methods`), then what every method shares: dropout in the model, and
+gradient checkpointing or lean activations.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from loralab.errors import ConfigError
+from loralab.models.lean_activations import enable_lean_activations
 
 if TYPE_CHECKING:
     from loralab.train.recipe import Recipe
@@ -27,7 +28,8 @@ def base_model(recipe: Recipe) -> tuple[nn.Module, Any]:
 
 
 def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
-    """Apply the method (adapter, or every weight), then model dropout and gradient checkpointing."""
+    """Apply the method (adapter, or every weight), then model dropout, and gradient checkpointing
+    or (the default) lean activations."""
     recipe.training_method.make_trainable(model, recipe)
     if recipe.model.dropout > 0:
         add_output_dropout(model, recipe.model.dropout)
@@ -39,6 +41,8 @@ def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         else:
             raise ConfigError("train.gradient_checkpointing: this model does not support it")
+    elif recipe.train.lean_activations:
+        enable_lean_activations(model)
     model.train()
     return model
 

@@ -114,7 +114,9 @@ class TrainConfig:
     computes it natively and fp32 elsewhere (:mod:`loralab.models.precision`). A checkpoint is written every
     ``checkpoint_every`` steps (0: off) and after any step that ends ``checkpoint_minutes`` after the
     last one (0: off), at the end, and when the run is stopped by a signal (Ctrl-C, SIGTERM, SIGHUP);
-    the newest ``keep_checkpoints`` are kept.
+    the newest ``keep_checkpoints`` are kept. ``lean_activations`` keeps for backward only what cannot
+    be recomputed cheaply (RMSNorm and SwiGLU outputs are rebuilt; :mod:`loralab.models.lean_activations`);
+    ``gradient_checkpointing`` recomputes whole layers instead.
     """
 
     epochs: Annotated[float, "(0, 10000]", "for a fixed length set max_steps"] = 1.0
@@ -128,6 +130,7 @@ class TrainConfig:
     max_grad_norm: Annotated[float, "[0, inf)", "0 turns clipping off"] = 1.0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     gradient_checkpointing: bool = False
+    lean_activations: bool = True
     seed: Seed = 0
     device: str = "cpu"
     checkpoint_every: Annotated[int, "[0, inf)", "0 turns it off"] = 0
