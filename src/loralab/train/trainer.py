@@ -39,6 +39,7 @@ from loralab.eval.report import results_table, to_json
 from loralab.eval.result import TaskResult
 from loralab.eval.tasks.registry import KINDS
 from loralab.eval.tasks.spec import parse_task
+from loralab.lora.frozen_base import hold_frozen_base_in
 from loralab.lora.report import trainable_parameters
 from loralab.models.precision import Precision, resolve_precision
 from loralab.outputs import write_failure, writing
@@ -148,6 +149,8 @@ class Trainer:
         self._frozen: torch.nn.Module | None = None
         self.reference = self._reference_model()
         make_trainable(self.model, recipe)
+        if self.precision.name == self.eval_precision.name == "bf16":
+            hold_frozen_base_in(self.model, torch.bfloat16)  # what autocast computes with anyway: same forward
         self.trainable = trainable_named_parameters(self.model)
         context = RunContext(self.model, self.tokenizer, self.dataset, self.method.uses_adapter, self._frozen_base, not resume,
                              self.run_folder.path if self.role.writes else None, lambda: autocast(self.precision.name, self.device),
