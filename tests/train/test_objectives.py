@@ -56,3 +56,34 @@ def test_an_unlabelled_batch_has_normaliser_zero_and_objectives_are_a_table(data
     batch["labels"] = torch.full_like(batch["labels"], -100)
     assert SupervisedObjective().normaliser(batch) == 0
     assert OBJECTIVES["supervised"] is SupervisedObjective and OBJECTIVES["dpo"].name == "dpo"
+
+
+def test_the_head_and_loss_are_fused_where_the_head_is_plain(data_file, monkeypatch):
+    from loralab.models import head_loss
+
+    model, batch = _batch("tiny-llama", data_file)
+    calls = []
+    real = head_loss.linear_cross_entropy
+    monkeypatch.setattr(head_loss, "linear_cross_entropy", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    objective = SupervisedObjective()
+    out = objective(model, batch)
+    assert calls == [(out.normaliser, model.config.hidden_size)] and objective.fuse_head
+    assert "forward" not in model.get_output_embeddings().__dict__  # the head is itself again afterwards
+
+
+def test_a_model_that_transforms_its_logits_falls_back_to_them(data_file):
+    """A model that changes the head's output (here: scales it, as logit soft-capping would) cannot
+    use the fused loss; the objective notices and computes the loss from the transformed logits."""
+    model, batch = _batch("tiny-llama", data_file)
+
+    def scale(module, args, output):
+        output.logits = output.logits * 0.5
+        return output
+
+    model.register_forward_hook(scale)
+    objective = SupervisedObjective()
+    out = objective(model, batch)
+    assert not objective.fuse_head
+    keep = batch["labels"][:, 1:] != -100
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][keep]
+    torch.testing.assert_close(out.loss_sum, torch.nn.functional.cross_entropy(logits.float(), batch["labels"][:, 1:][keep], reduction="sum"))

@@ -36,3 +36,41 @@ def head_only_at(model: nn.Module, keep: torch.Tensor) -> Iterator[bool]:
         yield True
     finally:
         handle.remove()
+
+
+class FusedHeadLoss:
+    """What :func:`fused_head_loss_at` yields: after the model's forward, :meth:`of` gives the loss."""
+
+    def __init__(self) -> None:
+        self.loss: torch.Tensor | None = None
+
+    def of(self, output_logits: torch.Tensor) -> torch.Tensor | None:
+        """The summed cross-entropy, or None if the model transformed its head's output (softcapping, scaling)."""
+        return self.loss if self.loss is not None and output_logits is self.loss else None
+
+
+@contextmanager
+def fused_head_loss_at(model: nn.Module, keep: torch.Tensor, targets: torch.Tensor) -> Iterator[FusedHeadLoss | None]:
+    """Within the block the output head returns Σ cross-entropy(head(h), targets) over h[:, :-1][keep]
+    (:func:`~loralab.models.head_loss.linear_cross_entropy`) in place of its logits.
+
+    Yields None where the head is not a plain ``nn.Linear`` (an adapter on it, a quantized or tied-transposed
+    head): the caller computes logits as usual. targets: (N,) with N = keep.sum().
+    """
+    from loralab.models.head_loss import linear_cross_entropy
+
+    head = output_head(model)
+    if type(head) is not nn.Linear or "forward" in head.__dict__ or head._forward_pre_hooks or head._forward_hooks:
+        yield None
+        return
+    fused = FusedHeadLoss()
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        fused.loss = linear_cross_entropy(hidden[:, :-1][keep], head.weight, head.bias, targets)
+        return fused.loss
+
+    head.forward = forward
+    try:
+        yield fused
+    finally:
+        del head.forward
