@@ -129,7 +129,8 @@ def test_preference_metrics_before_and_after(dpo_recipe, tmp_path):
         return path
 
     seen = pair_file("train.jsonl", task.train(16, 0))
-    result = train(dpo_recipe("train.max_steps=20", "optimizer.lr=1e-2", f"eval.tasks=[pref:{seen}]", "name=pref"),
+    result = train(dpo_recipe("train.max_steps=20", "optimizer.lr=1e-2", f"eval.tasks=[pref:{seen}]", "name=pref",
+                         "eval.precision=fp32"),  # as the reload below evaluates, on any CPU
                    progress=False)  # fmt: skip
     before = {r.metric: r.value for r in result.eval_before}
     after = {r.metric: r.value for r in result.eval_final}
