@@ -9,6 +9,19 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_hub_cache(tmp_path_factory):
+    """A Hugging Face hub cache of the session's own: loading the bundled model places it in the hub
+    cache (loralab.models.hub_cache), which must never be the user's real one."""
+    from huggingface_hub import constants
+
+    folder = tmp_path_factory.mktemp("hf-hub-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(constants, "HF_HUB_CACHE", str(folder))
+        patch.setenv("HF_HUB_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def smol_tokenizer():
     """The bundled SmolLM2 tokenizer (real vocabulary and chat template, no download)."""

@@ -161,7 +161,7 @@ def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     for bias in trainable_biases(model, {config.bias}):
         tensors[KEY_PREFIX + names_of[id(bias)]] = bias.detach()
     base_name = getattr(getattr(model, "config", None), "name_or_path", None) or None
-    file_config = AdapterFileConfig(_portable(config, lora_paths), fan_in_fan_out, base_name)
+    file_config = AdapterFileConfig(_portable(config, lora_paths), fan_in_fan_out, base_name, task_type(model))
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.to("cpu").contiguous() for k, v in tensors.items()}
@@ -169,6 +169,13 @@ def save_adapter(model: nn.Module, folder: str | Path, name: str = "default") ->
     text = json.dumps(config_to_peft(file_config), indent=2, sort_keys=True)
     atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
     return folder
+
+
+def task_type(model: nn.Module) -> str | None:
+    """PEFT's task type of ``model``: ``CAUSAL_LM`` for transformers' causal LMs, else None."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return "CAUSAL_LM" if type(model).__name__ in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()) else None
 
 
 def _portable(config: LoraConfig, lora_paths: list[str]) -> LoraConfig:

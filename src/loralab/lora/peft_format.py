@@ -50,6 +50,8 @@ class AdapterFileConfig:
     lora: LoraConfig
     fan_in_fan_out: bool = False
     base_model_name_or_path: str | None = None
+    #: PEFT's task type: ``CAUSAL_LM`` lets ``AutoPeftModelForCausalLM`` and transformers pick the model class
+    task_type: str | None = None
 
 
 def config_to_peft(config: AdapterFileConfig) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def config_to_peft(config: AdapterFileConfig) -> dict[str, Any]:
     exclude = lora.exclude_modules if isinstance(lora.exclude_modules, (str, type(None))) else list(lora.exclude_modules)
     return {
         "peft_type": "LORA",
-        "task_type": None,
+        "task_type": config.task_type,
         "base_model_name_or_path": config.base_model_name_or_path,
         "r": lora.r,
         "lora_alpha": lora.alpha,
@@ -105,4 +107,5 @@ def config_from_peft(raw: dict[str, Any], source: str = CONFIG_NAME) -> AdapterF
         lora = LoraConfig(init=_INIT_FROM_PEFT[init], **kwargs)
     except ConfigError as err:
         raise AdapterFileError(f"{source}: {err}") from None
-    return AdapterFileConfig(lora, bool(raw.get("fan_in_fan_out", False)), raw.get("base_model_name_or_path"))
+    return AdapterFileConfig(lora, bool(raw.get("fan_in_fan_out", False)), raw.get("base_model_name_or_path"),
+                             raw.get("task_type"))

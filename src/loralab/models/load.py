@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from loralab.errors import ModelLoadError
-from loralab.models.bundled import bundled_model_dir, load_bundled_model
+from loralab.models.bundled import BUNDLED_HUB_ID, bundled_model_dir, load_bundled_model
 from loralab.models.device import resolve_device
 from loralab.models.dtype import resolve_dtype
 from loralab.models.gguf import gguf_cache_folder, load_gguf_model
@@ -36,16 +36,19 @@ def load_model(name_or_path: str | Path, dtype: str | torch.dtype = "float32", d
 
     ``name_or_path``: ``smollm2-135m-instruct`` (bundled), ``tiny-llama``/``tiny-gpt2`` (random, bundled
     tokenizer), a model folder with config.json, a ``.gguf`` file, or a hub id (local HF cache first).
-    The tokenizer always has a pad token (its eos token if it had none).
+    The tokenizer always has a pad token (its eos token if it had none). ``model.name_or_path`` is
+    :func:`portable_name`, which saved adapters name as their base.
     """
     torch_dtype, torch_device = resolve_dtype(dtype), resolve_device(device)
     source = resolve_source(name_or_path)
+    portable = portable_name(name_or_path, source)
     if source.kind == "hub":  # from here on loaded like a folder: its cached snapshot, or the id to download
         from loralab.models.hub import resolve_hub_id
 
         source = ModelSource("folder", resolve_hub_id(source.location))
     tokenizer = tokenizer_for_source(source)
     model = _model_for_source(source, tokenizer, torch_dtype)
+    model.config.name_or_path = portable
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     try:
@@ -53,6 +56,15 @@ def load_model(name_or_path: str | Path, dtype: str | torch.dtype = "float32", d
     except RuntimeError as error:  # e.g. out of GPU memory
         raise ModelLoadError(f"Could not move the model to {torch_device}: {error}") from error
     return model.eval(), tokenizer
+
+
+def portable_name(name_or_path: str | Path, source: ModelSource) -> str:
+    """The name other tools load this model by: the hub id of the bundled model, else the id or path as given."""
+    if source.kind == "bundled":
+        return BUNDLED_HUB_ID
+    if source.kind in ("folder", "gguf"):
+        return str(Path(str(name_or_path).strip()).expanduser())
+    return str(name_or_path).strip()
 
 
 def weights_folder(name_or_path: str | Path) -> Path | None:
