@@ -9,6 +9,7 @@ from torch import nn
 
 from loralab.models.cache import atomic_save
 from loralab.models.load import load_model
+from loralab.models.portable_files import make_portable
 from loralab.train.methods.base import Method
 
 
@@ -30,6 +31,7 @@ class FullMethod(Method):
         def save(folder: Path) -> None:
             model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
+            make_portable(folder)  # transformers 4.x reads it as 5.x does
 
         atomic_save(save, run.model)
         return run.model
