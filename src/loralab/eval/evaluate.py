@@ -27,14 +27,8 @@ def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | N
     ``on_task(results)`` is called as each task finishes, with every result so far (in task
     order), so a caller can save partial results before a long evaluation ends.
     """
-    if isinstance(tasks, str) or not tasks:
-        raise ConfigError(f"tasks must be a non-empty list of task names. Known tasks: {known_tasks()}.")
-    unknown = sorted(set(settings) - set(EvalOptions.__dataclass_fields__))
-    if unknown:
-        raise ConfigError(f"Unknown evaluation settings {unknown}; known: {', '.join(EvalOptions.__dataclass_fields__)}.")
-    options = EvalOptions(limit=limit, seed=seed, **settings)
-    specs = [parse_task(name) for name in tasks]
-    loaded = [(spec, KINDS[spec.kind].load(spec, options)) for spec in specs]
+    options, loaded = _load_tasks(tasks, limit, seed, settings)
+    specs = [spec for spec, _ in loaded]
     from tqdm.auto import tqdm
 
     twins = _perplexity_twins(specs)
@@ -59,6 +53,24 @@ def evaluate(model: Any, tokenizer: Any, tasks: Sequence[str], *, limit: int | N
             if on_task is not None:
                 on_task([result for spec in specs for result in by_task.get(spec.name, [])])
     return [result for spec in specs for result in by_task.get(spec.name, [])]
+
+
+def check_tasks(tasks: Sequence[str], *, limit: int | None = None, seed: int = 0, **settings: Any) -> None:
+    """Parse every task name and read every task file as :func:`evaluate` would, without a model:
+    a caller checks its tasks before it spends time loading one."""
+    _load_tasks(tasks, limit, seed, settings)
+
+
+def _load_tasks(tasks: Sequence[str], limit: int | None, seed: int, settings: dict) -> tuple[EvalOptions, list]:
+    """(options, [(spec, items)]) for ``tasks``; ConfigError / DataError on the first mistake."""
+    if isinstance(tasks, str) or not tasks:
+        raise ConfigError(f"tasks must be a non-empty list of task names. Known tasks: {known_tasks()}.")
+    unknown = sorted(set(settings) - set(EvalOptions.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"Unknown evaluation settings {unknown}; known: {', '.join(EvalOptions.__dataclass_fields__)}.")
+    options = EvalOptions(limit=limit, seed=seed, **settings)
+    specs = [parse_task(name) for name in tasks]
+    return options, [(spec, KINDS[spec.kind].load(spec, options)) for spec in specs]
 
 
 def twin_of(task: str) -> str | None:

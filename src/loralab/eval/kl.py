@@ -51,7 +51,8 @@ def kl_to_base(model: Any, tokenizer: Any, documents: Sequence[str], *, window: 
     import loralab
 
     if reference is None and not _has_adapters(model):
-        raise ConfigError("KL to the base model needs a model with a LoRA adapter (load one with --adapter).")
+        raise ConfigError("KL to the base model needs a model with a LoRA adapter (load one with --adapter) "
+                          "or a reference model (--reference MODEL, e.g. the base of a merged model).")
     base_model = model if reference is None else reference
     as_base = (lambda: loralab.disabled(model)) if reference is None else contextlib.nullcontext
     rows = [row for row in document_windows(tokenizer, documents, window) if row]

@@ -2,7 +2,7 @@
 
 ``.jsonl`` (one object per line), ``.json`` (a list of objects), ``.csv``
 (header row), ``.parquet`` (needs pyarrow), or a folder saved by Hugging Face
-``datasets`` (needs datasets).
+``datasets`` (needs datasets). Text formats may be gzip-compressed (``.jsonl.gz``, ``.csv.gz``...).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from loralab.data.readers.json_list import read_json_list
 from loralab.data.readers.jsonl import read_jsonl
 from loralab.data.readers.parquet import read_parquet
 from loralab.data.readers.row import Row
+from loralab.data.readers.text_file import is_gzip
 from loralab.errors import DataError
 
 READERS: dict[str, Callable[[Path], list[Row]]] = {
@@ -38,12 +39,14 @@ def read_rows(path: str | Path) -> list[Row]:
         if is_hf_dataset_dir(path):
             return read_hf_disk(path)
         raise DataError(f"{path}: is a folder but not a saved Hugging Face dataset (no {' / '.join(MARKER_FILES)}).")
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
+    suffix = Path(path.stem).suffix.lower() if is_gzip(path) else path.suffix.lower()
+    reader = READERS.get(suffix)
+    if reader is None or (is_gzip(path) and reader is read_parquet):
         known = ", ".join(READERS)
+        shown = "".join(path.suffixes[-2:]) if is_gzip(path) else path.suffix
         raise DataError(
-            f"{path}: unknown data file extension {path.suffix or '(none)'!r}. "
-            f"Supported: {known}, or a folder saved by datasets.save_to_disk."
+            f"{path}: unknown data file extension {shown or '(none)'!r}. "
+            f"Supported: {known} (all but .parquet also as .gz), or a folder saved by datasets.save_to_disk."
         )
     return reader(path)
 

