@@ -95,7 +95,8 @@ def _packed_text(records: list[Record], tokenizer: Any, block_size: int, keep_pa
     if not packed.blocks:
         raise DataError(
             f"No usable blocks: the {packed.partial_tokens} tokens of text are fewer than block_size={block_size}. "
-            "Add text, lower block_size, or set keep_partial_block=True."
+            "Add text or lower block_size (in a recipe: data.block_size); from Python, "
+            "build_dataset(..., keep_partial_block=True) also keeps a short last block."
         )
     examples = [TokenizedExample(block, list(block)) for block in packed.blocks]
     stats = BuildStats(

@@ -23,8 +23,8 @@ def train_main(argv: list[str]) -> None:
 
     if args.resume:
         overrides = ([args.recipe] if args.recipe else []) + args.overrides
-        if any("=" not in o for o in overrides):
-            raise ConfigError("with --resume, give only key=value overrides (the recipe is the run's recipe.yaml)")
+        if any("=" not in o and not o.startswith("~") for o in overrides):
+            raise ConfigError("with --resume, give only key=value or ~key overrides (the recipe is the run's recipe.yaml)")
         resume(args.resume, overrides, progress=not args.no_progress)
         return
     if not args.recipe:

@@ -27,14 +27,26 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)  # the method's lines (e.g. QLoRA's weight memory)
 
 
+def loss_line(losses: list[float]) -> str:
+    """The loss at the start and at the end: means of the first and last k = min(5, n // 2) steps,
+    which never share a step (with one step: that step's loss)."""
+    if not losses:
+        return "no step recorded"
+    if len(losses) == 1:
+        return f"{losses[0]:.4f} (one step)"
+    k = min(5, len(losses) // 2)
+    first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
+    if k == 1:
+        return f"{first:.4f} (first step) → {last:.4f} (last step)"
+    return f"{first:.4f} (mean of the first {k} steps) → {last:.4f} (last {k})"
+
+
 def finish_report(summary: RunSummary, result: TrainResult) -> str:
     """Write loss.png and report.md into the run folder; print and return the summary."""
     recipe, run = summary.recipe, summary.run
     method = recipe.training_method
     records = run.read_metrics()
     plot_loss(records, run.plot, title=f"{recipe.name}: {recipe.method} on {recipe.model.name}")
-    first = sum(r["loss"] for r in records[:5]) / max(1, len(records[:5]))
-    last = sum(r["loss"] for r in records[-5:]) / max(1, len(records[-5:]))
     tokens = sum(r["tokens"] for r in records)
     train_seconds = sum(r["seconds"] for r in records)
     peak = max((r["peak_memory_mb"] for r in records), default=0.0)
@@ -47,7 +59,7 @@ def finish_report(summary: RunSummary, result: TrainResult) -> str:
         f"objective {recipe.train.objective}, lr {recipe.optimizer.lr:g} ({recipe.train.schedule}), {summary.precision}",
         f"- time: {result.seconds:.0f} s in all, {train_seconds:.0f} s training "
         f"({tokens / max(train_seconds, 1e-9):.0f} tokens/s); peak memory {peak:.0f} MiB",
-        f"- loss: {first:.4f} (mean of the first 5 steps) → {last:.4f} (last 5)",
+        f"- loss: {loss_line([r['loss'] for r in records])}",
         *[f"- {note}" for note in summary.notes],
         "",
         "![loss](loss.png)",
