@@ -11,7 +11,10 @@ backward and optimiser step:
   forward with its output head applied to the labelled positions only (instruction data labels ~30% of positions);
 * PEFT: ``get_peft_model`` and the usual ``model(**batch).loss`` (logits at every position).
 
-Each measurement runs in its own process (peak resident memory, ``ru_maxrss``, only ever grows),
+Under bf16, loralab holds the frozen base linears in bf16 (the trainer does so when training and
+evaluation both run in bf16: autocast computes with exactly those values, so the forward is the same
+bit for bit). ``loralab-no-lean`` is loralab with ``train.lean_activations: false`` (every activation
+kept), to show what the lean activations save. Each measurement runs in its own process (peak resident memory, ``ru_maxrss``, only ever grows),
 and the processes alternate loralab, PEFT, loralab, PEFT, ... so that machine noise hits both.
 Printed: tokens/s (median over processes) and peak memory (median), with the ratio to PEFT, and
 whether the targets (tokens/s ≥ 1.5× PEFT's, peak memory ≤ 0.6× PEFT's) are met. With ``--device cuda`` the
@@ -27,7 +30,7 @@ import statistics
 
 from alternating import measure, timed_steps
 
-IMPLS = ("loralab", "peft")
+IMPLS = ("loralab", "peft", "loralab-no-lean")  # the last: train.lean_activations=false, for its effect
 
 
 def batch_of_examples(tokenizer, size: int):
@@ -50,11 +53,17 @@ def worker(impl: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model, tokenizer = load_model("smollm2-135m-instruct", device=args.device)
     batch = {k: v.to(device) for k, v in batch_of_examples(tokenizer, args.batch).items()}
-    if impl == "loralab":
+    if impl.startswith("loralab"):
         from loralab import LoraConfig, add_adapter
+        from loralab.lora.frozen_base import hold_frozen_base_in
+        from loralab.models.lean_activations import enable_lean_activations
         from loralab.train.objectives import SupervisedObjective
 
         add_adapter(model, LoraConfig(r=16, alpha=32, dropout=0.05, target_modules="all-linear"))
+        if impl == "loralab":
+            enable_lean_activations(model)  # as the trainer does (train.lean_activations, on by default)
+        if args.precision == "bf16":  # as the trainer does: the frozen linears autocast computes in bf16 anyway
+            hold_frozen_base_in(model, torch.bfloat16)
         objective = SupervisedObjective()
 
         def loss_of(batch):
@@ -99,17 +108,17 @@ def main() -> None:
     def median(impl: str, key: str) -> float:
         return statistics.median(r[key] for r in results[impl])
 
-    same_loss = abs(results["loralab"][0]["first_loss"] - results["peft"][0]["first_loss"])
+    same_loss = max(abs(results[impl][0]["first_loss"] - results["peft"][0]["first_loss"]) for impl in IMPLS)
     print(f"\nLoRA training step, SmolLM2-135M-Instruct, r=16 all-linear, {args.batch} arith examples per step "
           f"({100 * results['loralab'][0]['labelled_fraction']:.0f}% of positions labelled), {args.precision}, {args.device} "
           f"({device_name}), "
           f"{args.rounds} processes × {args.steps} steps each\n")  # fmt: skip
-    print(f"{'':<10}{'tokens/s':>10}{'peak MiB':>10}")
+    print(f"{'':<16}{'tokens/s':>10}{'peak MiB':>10}")
     for impl in IMPLS:
-        print(f"{impl:<10}{median(impl, 'tokens_per_s'):>10.0f}{median(impl, 'peak_mb'):>10.0f}")
+        print(f"{impl:<16}{median(impl, 'tokens_per_s'):>10.0f}{median(impl, 'peak_mb'):>10.0f}")
     speed = median("loralab", "tokens_per_s") / median("peft", "tokens_per_s")
     memory = median("loralab", "peak_mb") / median("peft", "peak_mb")
-    print(f"{'ratio':<10}{speed:>10.3f}{memory:>10.3f}   (loralab / PEFT)")
+    print(f"{'ratio':<16}{speed:>10.3f}{memory:>10.3f}   (loralab / PEFT)")
     print(f"\nfirst-step loss difference (same data, same init seed): {same_loss:.2e}")
     print(f"targets: tokens/s ≥ 1.5× PEFT's: {'met' if speed >= 1.5 else 'NOT met'}; "
           f"peak memory ≤ 0.6× PEFT's: {'met' if memory <= 0.6 else 'NOT met'}")

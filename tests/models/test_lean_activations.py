@@ -197,3 +197,15 @@ def test_a_module_whose_forward_differs_is_left_alone(make_model):
 
 def test_gpt2_has_nothing_to_make_lean(make_model):
     assert enable_lean_activations(make_model("gpt2")) == lean.LeanReport(0, 0, ())
+
+
+def test_one_rebuild_per_norm_output_however_many_adapters_read_it(make_model, randomize, tokens, monkeypatch):
+    """q, k and v's adapters all keep the attention norm's output: backward rebuilds it once, not three times."""
+    model = _lora_llama(make_model, randomize)
+    enable_lean_activations(model)
+    loss = model(input_ids=tokens, labels=tokens).loss
+    rebuilt = []
+    real = lean._normalised
+    monkeypatch.setattr(lean, "_normalised", lambda *a: rebuilt.append(1) or real(*a))
+    loss.backward()
+    assert len(rebuilt) == 3  # layer 1's attention norm, both MLP norms (layer 0's attention norm: no graph)

@@ -31,9 +31,16 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_h = torch.empty_like(hidden) if needs_h else None
         grad_w = torch.zeros(weight.shape, dtype=compute, device=weight.device) if needs_w else None
         grad_b = torch.zeros(bias.shape, dtype=compute, device=bias.device) if needs_b else None
+        device_type = hidden.device.type
+        if torch.is_autocast_enabled(device_type):  # cast the head once, not once per block
+            dtype = torch.get_autocast_dtype(device_type)
+            weight_mm = weight.to(dtype)
+            bias_mm = None if bias is None else bias.to(dtype)
+        else:
+            weight_mm, bias_mm = weight, bias
         for start in range(0, hidden.shape[0], rows):
             h, y = hidden[start : start + rows], targets[start : start + rows]
-            logits = F.linear(h, weight, bias)  # under autocast: the head's own compute dtype
+            logits = F.linear(h, weight_mm, bias_mm)  # under autocast: the head's own compute dtype
             z = logits.to(compute)
             lse = torch.logsumexp(z, dim=-1)
             total += (lse - z.gather(1, y[:, None]).squeeze(1)).sum()
@@ -43,7 +50,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             g[torch.arange(len(y), device=g.device), y] -= 1.0
             g_mm = g.to(logits.dtype)  # the gradient enters the matmuls as autograd would pass it
             if needs_h:
-                grad_h[start : start + rows] = (g_mm @ weight.to(g_mm.dtype)).to(hidden.dtype)
+                grad_h[start : start + rows] = (g_mm @ weight_mm.to(g_mm.dtype)).to(hidden.dtype)
             if needs_w:
                 grad_w += (g_mm.T @ h.to(g_mm.dtype)).to(compute)
             if needs_b:

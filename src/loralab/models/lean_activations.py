@@ -35,12 +35,25 @@ _ACTIVE = threading.local()
 
 
 class _Recompute:
-    """What a saved tensor was replaced by: a function that rebuilds it."""
+    """What a saved tensor was replaced by: a function that rebuilds it, shared by every op that saved it.
 
-    __slots__ = ("rebuild",)
+    Every pack happens in the forward, before any unpack in backward, so ``pending`` is final when
+    backward starts: the first unpack rebuilds, the others reuse it, the last one lets it go
+    (q, k and v's adapters read one norm output: one rebuild, not three).
+    """
+
+    __slots__ = ("rebuild", "pending", "value")
 
     def __init__(self, rebuild: Callable[[], torch.Tensor]):
         self.rebuild = rebuild
+        self.pending = 0
+        self.value: torch.Tensor | None = None
+
+    def get(self) -> torch.Tensor:
+        value = self.value if self.value is not None else self.rebuild()
+        self.pending -= 1
+        self.value = value if self.pending > 0 else None
+        return value
 
 
 class Recomputables:
@@ -53,20 +66,21 @@ class Recomputables:
     """
 
     def __init__(self) -> None:
-        self._marked: dict[int, tuple[weakref.ref, Callable[[], torch.Tensor]]] = {}
+        self._marked: dict[int, tuple[weakref.ref, _Recompute]] = {}
 
     def add(self, tensor: torch.Tensor, rebuild: Callable[[], torch.Tensor]) -> None:
-        self._marked[id(tensor)] = (weakref.ref(tensor), rebuild)
+        self._marked[id(tensor)] = (weakref.ref(tensor), _Recompute(rebuild))
 
     def _pack(self, tensor: torch.Tensor) -> Any:
         entry = self._marked.get(id(tensor))
         if entry is not None and entry[0]() is tensor:
-            return _Recompute(entry[1])
+            entry[1].pending += 1
+            return entry[1]
         return tensor
 
     @staticmethod
     def _unpack(packed: Any) -> torch.Tensor:
-        return packed.rebuild() if isinstance(packed, _Recompute) else packed
+        return packed.get() if isinstance(packed, _Recompute) else packed
 
     @contextlib.contextmanager
     def active(self):
@@ -138,13 +152,8 @@ class _SwiGLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_h: torch.Tensor):
         gate, up = ctx.saved_tensors
-        compute = torch.promote_types(gate.dtype, torch.float32)
-        g, dh = gate.to(compute), grad_h.to(compute)
-        sigmoid = torch.sigmoid(g)
-        grad_up = (dh * g * sigmoid).to(up.dtype) if ctx.needs_input_grad[1] else None
-        grad_gate = None
-        if ctx.needs_input_grad[0]:
-            grad_gate = (dh * up.to(compute) * sigmoid * (1 + g * (1 - sigmoid))).to(gate.dtype)
+        grad_up = grad_h * F.silu(gate) if ctx.needs_input_grad[1] else None
+        grad_gate = torch.ops.aten.silu_backward(grad_h * up, gate) if ctx.needs_input_grad[0] else None
         return grad_gate, grad_up
 
 
