@@ -1,5 +1,7 @@
 """Fixtures shared by the whole test suite."""
 
+import json
+
 import pytest
 import torch
 
@@ -20,6 +22,21 @@ def _private_hub_cache(tmp_path_factory):
         patch.setattr(constants, "HF_HUB_CACHE", str(folder))
         patch.setenv("HF_HUB_CACHE", str(folder))
         yield folder
+
+
+#: a handful of instruction records (tests/train, tests/studies): a tiny model learns them in a few steps
+RECORDS = [
+    {"prompt": f"What is {a} plus {b}?", "response": f"{a} + {b} = {a + b}.\n#### {a + b}"}
+    for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 4), (6, 1), (8, 3)]
+]
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    """A JSONL file of ``RECORDS``."""
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -7,17 +7,6 @@ import pytest
 from loralab.train.overrides import apply_overrides
 from loralab.train.recipe import recipe_from_dict
 
-RECORDS = [
-    {"prompt": f"What is {a} plus {b}?", "response": f"{a} + {b} = {a + b}.\n#### {a + b}"}
-    for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 4), (6, 1), (8, 3)]
-]
-
-
-@pytest.fixture
-def data_file(tmp_path):
-    path = tmp_path / "tiny.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    return path
 
 
 @pytest.fixture

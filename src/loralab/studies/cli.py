@@ -1,0 +1,35 @@
+"""``loralab study STUDY.yaml [--dry-run]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def study_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="loralab study", description="Run every trial of a study file into <output_dir>/<name>/.")
+    parser.add_argument("study", help="study YAML file")
+    parser.add_argument("--dry-run", action="store_true", help="list the trials and what would run, run nothing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    from loralab.studies import load_study, plan, run_study
+
+    study = load_study(args.study)
+    planned = plan(study)
+    if args.dry_run:
+        print(f"study {study.name}: {len(planned)} trials → {study.folder}")
+        keys = study.varied_keys
+        for trial, action, steps in planned:
+            varied = ", ".join(f"{k}={dict(trial.varied).get(k)}" for k in keys if k in dict(trial.varied))
+            print(f"  {trial.name:<32} {action:<16} {f'{steps} steps' if steps else 'by epochs':<10} {varied}")
+        todo = [p for p in planned if p[1] != "skip (finished)"]
+        print(f"{len(todo)} to run, {sum(p[2] for p in todo)} optimiser steps in all (trials given by epochs not counted)")
+        return
+    outcome = run_study(study, progress=not args.no_progress)
+    counts: dict[str, int] = {}
+    for state in outcome.status.values():
+        counts[state["status"]] = counts.get(state["status"], 0) + 1
+    print(f"loralab study {study.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+          + f"; results in {study.folder / 'results.csv'}")  # fmt: skip
+    for name, state in outcome.status.items():
+        if state["status"] == "failed":
+            print(f"  {name}: {state['error']}")
