@@ -91,6 +91,7 @@ def test_a_study_runs_resumes_and_records_failures(tmp_path, base_recipe, data_f
     assert again.status["r=2"]["status"] == "done before" and again.status["bad-data"]["status"] == "failed"
     assert (study.folder / "r=2" / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == finished_at
     assert yaml.safe_load((study.folder / "study.yaml").read_text())["name"] == "sweep"
+    assert "nothing to compare" in (study.folder / "report.md").read_text()  # perplexity only: no target metric
 
 
 def test_an_unfinished_trial_is_resumed_not_restarted(tmp_path, base_recipe):

@@ -1,7 +1,8 @@
 """``results.csv`` of a study: one row per trial × evaluation point × metric, read through the run reader.
 
 Columns: trial, status, every varied recipe key, point (before, step-N, final), step, tokens seen,
-seconds of training so far, peak memory so far, task, metric, value, stderr, n.
+seconds of training so far, peak memory so far, task, metric, domain (target: learned; source:
+forgotten), higher_is_better, value, stderr, n.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 from loralab.train.runs import BEFORE, FINAL, RunFolder
 
-FIXED = ("point", "step", "tokens", "seconds", "peak_memory_mb", "task", "metric", "value", "stderr", "n")
+FIXED = ("point", "step", "tokens", "seconds", "peak_memory_mb", "task", "metric", "domain", "higher_is_better",
+         "value", "stderr", "n")
 
 
 def trial_rows(run: RunFolder) -> list[dict[str, Any]]:
@@ -31,7 +33,8 @@ def trial_rows(run: RunFolder) -> list[dict[str, Any]]:
             "peak_memory_mb": max((m.get("peak_memory_mb") or 0.0 for m in seen), default=None),
         }
         for r in results:
-            rows.append({**point, "task": r.task, "metric": r.metric, "value": r.value, "stderr": r.stderr, "n": r.n})
+            rows.append({**point, "task": r.task, "metric": r.metric, "domain": r.domain,
+                         "higher_is_better": r.higher_is_better, "value": r.value, "stderr": r.stderr, "n": r.n})
     return rows
 
 

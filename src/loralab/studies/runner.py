@@ -4,7 +4,8 @@ A finished trial is skipped, an interrupted one resumed from its newest checkpoi
 again if it has none), a failed one recorded with its error while the study goes on. A stop
 signal (Ctrl-C, SIGTERM) stops the study after the running trial has saved its checkpoint; running
 the study again continues it. Nothing of a finished trial is ever deleted. The study folder gets
-``study.yaml`` (the file as read), ``status.json`` (each trial's state and error) and ``results.csv``.
+``study.yaml`` (the file as read), ``status.json`` (each trial's state and error), ``results.csv``,
+``report.md`` and ``learning_vs_forgetting.png`` (:mod:`loralab.studies.tradeoff`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from loralab.outputs import atomic_write, writable_folder
 from loralab.process import say
 from loralab.studies.results import results_csv, trial_rows
 from loralab.studies.spec import Study, Trial
+from loralab.studies.tradeoff import plot_trade_off, report_markdown, trade_off
 from loralab.train.runs import RunFolder
 
 DONE, FAILED, SKIPPED, PLANNED = "done", "failed", "done before", "planned"
@@ -96,6 +98,10 @@ def _write_outputs(outcome: StudyOutcome) -> None:
     outcome.rows = rows
     _write_text(study.folder / "status.json", json.dumps(outcome.status, indent=2) + "\n")
     _write_text(study.folder / "results.csv", results_csv(rows, study.varied_keys))
+    _write_text(study.folder / "report.md", report_markdown(study.name, rows, outcome.status, study.varied_keys))
+    paths = trade_off(rows)
+    if paths is not None and paths.paths:
+        plot_trade_off(paths, study.folder / "learning_vs_forgetting.png", f"study {study.name}: learning vs forgetting")
 
 
 def _write_text(path, text: str) -> None:
