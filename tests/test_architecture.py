@@ -9,13 +9,16 @@ SOURCE = Path(__file__).parents[1] / "src"
 
 #: package → the loralab packages it must never import (directly or from inside a function)
 FORBIDDEN = {
-    "loralab.models": ("lora", "quant", "data", "eval", "train", "analysis", "cli"),
-    "loralab.data": ("lora", "quant", "eval", "train", "analysis", "cli"),
-    "loralab.lora": ("quant", "eval", "train", "analysis", "cli"),
-    "loralab.quant": ("eval", "train", "analysis", "cli"),
-    "loralab.eval": ("train", "analysis", "cli"),
-    "loralab.train": ("analysis", "cli"),
-    "loralab.analysis": ("cli",),
+    "loralab.models": ("lora", "quant", "data", "eval", "train", "analysis", "chat", "export", "studies", "cli"),
+    "loralab.data": ("lora", "quant", "eval", "train", "analysis", "chat", "export", "studies", "cli"),
+    "loralab.lora": ("quant", "eval", "train", "analysis", "chat", "export", "studies", "cli"),
+    "loralab.quant": ("eval", "train", "analysis", "chat", "export", "studies", "cli"),
+    "loralab.eval": ("train", "analysis", "chat", "export", "studies", "cli"),
+    "loralab.train": ("analysis", "chat", "export", "studies", "cli"),
+    "loralab.analysis": ("chat", "export", "studies", "cli"),
+    "loralab.chat": ("analysis", "export", "studies", "cli"),
+    "loralab.export": ("analysis", "chat", "studies", "cli"),
+    "loralab.studies": ("chat", "export", "cli"),  # a study may run analyses of its trials
 }
 
 

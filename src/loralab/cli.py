@@ -59,13 +59,41 @@ def _merge(argv: list[str]) -> None:
     merge_main(argv)
 
 
+def _chat(argv: list[str]) -> None:
+    from loralab.chat.cli import chat_main
+
+    chat_main(argv)
+
+
+def _generate(argv: list[str]) -> None:
+    from loralab.chat.cli import generate_main
+
+    generate_main(argv)
+
+
+def _export(argv: list[str]) -> None:
+    from loralab.export.cli import export_main
+
+    export_main(argv)
+
+
+def _study(argv: list[str]) -> None:
+    from loralab.studies.cli import study_main
+
+    study_main(argv)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "demo": (_demo, "LoRA on the bundled SmolLM2: parameters, merge = unmerge, PEFT-format round trip"),
     "train": (_train, "fine-tune from a YAML recipe (LoRA, rsLoRA, QLoRA or full) into runs/<name>/"),
     "merge": (_merge, "write a run's model with its adapter merged, in Hugging Face format"),
+    "export": (_export, "write a run's merged model (or any model) or its adapter as llama.cpp GGUF"),
     "eval": (_eval, "measure what a model learned (target tasks) and what it forgot (source text)"),
     "analyze": (_analyze, "analyse weight updates of runs: spectrum / rank of ΔW, subspace similarity, amplification"),
     "adapter-info": (_adapter_info, "describe an adapter folder (PEFT format)"),
+    "study": (_study, "run a study: many trials of one recipe into one folder, with results.csv"),
+    "chat": (_chat, "chat with a model (streamed; /reset, /system, /adapter off|on to compare with the base)"),
+    "generate": (_generate, "complete a prompt or a JSONL file of prompts, writing JSONL"),
 }
 
 
