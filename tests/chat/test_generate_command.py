@@ -77,7 +77,7 @@ BAD_FILES = [
                                      "{\"role\": \"assistant\", \"content\": \"Hello\"}]}"],
      r"prompts\.jsonl:4: the last message is 'assistant'"),  # fmt: skip
     (["{\"messages\": [{\"role\": \"robot\", \"content\": \"Hi\"}]}"], r"prompts\.jsonl:1: message 1 has role 'robot'"),
-    (["{\"messages\": [{\"role\": \"user\"}]}"], r"prompts\.jsonl:1: message 1 must be an object with 'role' and 'content'"),
+    (["{\"messages\": [{\"role\": \"user\"}]}"], r"prompts\.jsonl:1: message 1 has no 'content' field"),
     ([], r"holds no prompts"),
 ]
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loralab.chat.render import ROLES, conversation_prompt
+from loralab.chat.render import conversation_prompt
+from loralab.data.chat_messages import parse_prompt_messages
 from loralab.data.fields import fail
 from loralab.data.render import has_chat_template
 from loralab.errors import DataError
@@ -73,22 +74,7 @@ def prompt_record(fields: dict[str, Any], where: str, raw: bool = False) -> Prom
 
 
 def _checked_messages(value: list, where: str) -> tuple[dict[str, str], ...]:
-    if not value:
-        raise fail(where, "the list of messages is empty")
-    messages = []
-    for number, item in enumerate(value, start=1):
-        if not isinstance(item, dict) or not isinstance(item.get("role"), str) or "content" not in item:
-            raise fail(where, f"message {number} must be an object with 'role' and 'content'")
-        role, content = item["role"], item["content"]
-        if role not in ROLES:
-            raise fail(where, f"message {number} has role {role!r}", f"Use one of {', '.join(ROLES)}.")
-        if not isinstance(content, str):
-            raise fail(where, f"message {number} ({role}) content must be a string, got {type(content).__name__}")
-        messages.append({"role": role, "content": content})
-    if messages[-1]["role"] != "user":
-        raise fail(where, f"the last message is {messages[-1]['role']!r}; the model answers a conversation that ends "
-                          "with a user message")  # fmt: skip
-    return tuple(messages)
+    return tuple({"role": m.role, "content": m.content} for m in parse_prompt_messages(value, where))
 
 
 def read_prompts(path: str | Path, raw: bool = False) -> list[PromptRecord]:

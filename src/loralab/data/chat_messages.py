@@ -19,6 +19,17 @@ def parse_messages(value: Any, where: str) -> tuple[Message, ...]:
     return messages
 
 
+def parse_prompt_messages(value: Any, where: str) -> tuple[Message, ...]:
+    """A conversation for the model to answer: the same message checks, ending with a user message."""
+    if not isinstance(value, list) or not value:
+        raise fail(where, "the list of messages is empty")
+    messages = tuple(_parse_message(item, number, where) for number, item in enumerate(value, start=1))
+    if messages[-1].role != "user":
+        raise fail(where, f"the last message is {messages[-1].role!r}; the model answers a conversation that ends "
+                          "with a user message")  # fmt: skip
+    return messages
+
+
 def _parse_message(item: Any, number: int, where: str) -> Message:
     if not isinstance(item, dict):
         raise fail(where, f"message {number} must be an object with 'role' and 'content', got {type(item).__name__}")
