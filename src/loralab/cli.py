@@ -7,26 +7,19 @@ keeps its stack trace.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Callable
 
 
-def _demo(argv: list[str]) -> None:
-    from loralab.demo import main
+def _entry(target: str) -> Callable[[list[str]], None]:
+    """``"package.module:function"`` → a command that imports the module only when it runs (a fast --help)."""
+    module, function = target.split(":")
 
-    main(argv)
+    def run(argv: list[str]) -> None:
+        getattr(importlib.import_module(module), function)(argv)
 
-
-def _eval(argv: list[str]) -> None:
-    from loralab.eval.cli import main
-
-    main(argv)
-
-
-def _analyze(argv: list[str]) -> None:
-    from loralab.analysis.cli import main
-
-    main(argv)
+    return run
 
 
 def _adapter_info(argv: list[str]) -> None:
@@ -47,53 +40,17 @@ def _adapter_info(argv: list[str]) -> None:
         print(f"  {path}: A {tuple(factors.A.shape)}, B {tuple(factors.B.shape)}")
 
 
-def _train(argv: list[str]) -> None:
-    from loralab.train.cli import train_main
-
-    train_main(argv)
-
-
-def _merge(argv: list[str]) -> None:
-    from loralab.train.cli import merge_main
-
-    merge_main(argv)
-
-
-def _chat(argv: list[str]) -> None:
-    from loralab.chat.cli import chat_main
-
-    chat_main(argv)
-
-
-def _generate(argv: list[str]) -> None:
-    from loralab.chat.cli import generate_main
-
-    generate_main(argv)
-
-
-def _export(argv: list[str]) -> None:
-    from loralab.export.cli import export_main
-
-    export_main(argv)
-
-
-def _study(argv: list[str]) -> None:
-    from loralab.studies.cli import study_main
-
-    study_main(argv)
-
-
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
-    "demo": (_demo, "LoRA on the bundled SmolLM2: parameters, merge = unmerge, PEFT-format round trip"),
-    "train": (_train, "fine-tune from a YAML recipe (LoRA, rsLoRA, QLoRA or full) into runs/<name>/"),
-    "merge": (_merge, "write a run's model with its adapter merged, in Hugging Face format"),
-    "export": (_export, "write a run's merged model (or any model) or its adapter as llama.cpp GGUF"),
-    "eval": (_eval, "measure what a model learned (target tasks) and what it forgot (source text)"),
-    "analyze": (_analyze, "analyse weight updates of runs: spectrum / rank of ΔW, subspace similarity, amplification"),
+    "demo": (_entry("loralab.demo:main"), "LoRA on the bundled SmolLM2: parameters, merge = unmerge, PEFT-format round trip"),
+    "train": (_entry("loralab.train.cli:train_main"), "fine-tune from a YAML recipe (LoRA, rsLoRA, QLoRA or full) into runs/<name>/"),
+    "merge": (_entry("loralab.train.cli:merge_main"), "write a run's model with its adapter merged, in Hugging Face format"),
+    "export": (_entry("loralab.export.cli:export_main"), "write a run's merged model (or any model) or its adapter as llama.cpp GGUF"),
+    "eval": (_entry("loralab.eval.cli:main"), "measure what a model learned (target tasks) and what it forgot (source text)"),
+    "analyze": (_entry("loralab.analysis.cli:main"), "analyse weight updates of runs: spectrum / rank of ΔW, subspace similarity, amplification"),
     "adapter-info": (_adapter_info, "describe an adapter folder (PEFT format)"),
-    "study": (_study, "run a study: many trials of one recipe into one folder, with results.csv"),
-    "chat": (_chat, "chat with a model (streamed; /reset, /system, /adapter off|on to compare with the base)"),
-    "generate": (_generate, "complete a prompt or a JSONL file of prompts, writing JSONL"),
+    "study": (_entry("loralab.studies.cli:study_main"), "run a study: many trials of one recipe into one folder, with results.csv"),
+    "chat": (_entry("loralab.chat.cli:chat_main"), "chat with a model (streamed; /reset, /system, /adapter off|on to compare with the base)"),
+    "generate": (_entry("loralab.chat.cli:generate_main"), "complete a prompt or a JSONL file of prompts, writing JSONL"),
 }
 
 
