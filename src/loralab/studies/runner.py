@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from loralab.errors import LoraLabError
 from loralab.outputs import atomic_write, writable_folder
 from loralab.process import say
 from loralab.studies.results import results_csv, trial_rows
@@ -75,10 +75,7 @@ def run_study(study: Study, *, progress: bool = True) -> StudyOutcome:
             else:
                 train(recipe, progress=progress)
             state.update(status=DONE, seconds=round(time.monotonic() - started, 1))
-        except LoraLabError as err:  # a trial's mistake (bad data, out of memory in a check...) is its own
-            state.update(status=FAILED, error=f"{type(err).__name__}: {err}")
-            say(f"loralab study {study.name}: trial {trial.name} failed: {err}")
-        except Exception as err:  # noqa: BLE001 - a bug in one trial must not lose the others
+        except Exception as err:  # noqa: BLE001 - one trial's mistake or bug must not lose the others (a stop signal does stop)
             state.update(status=FAILED, error=f"{type(err).__name__}: {err}")
             say(f"loralab study {study.name}: trial {trial.name} failed ({type(err).__name__}: {err})")
         finally:
@@ -104,5 +101,5 @@ def _write_outputs(outcome: StudyOutcome) -> None:
         plot_trade_off(paths, study.folder / "learning_vs_forgetting.png", f"study {study.name}: learning vs forgetting")
 
 
-def _write_text(path, text: str) -> None:
-    atomic_write(path, lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
