@@ -69,12 +69,7 @@ def choose(model: str, adapter: str | None = None) -> ModelChoice:
 
 
 def _finished_run(path: str | Path) -> RunFolder:
-    run = open_run(path)
-    method = run.method
-    if not method.finished(run):
-        raise ConfigError(f"run {run.path} has no final {method.output_kind.split(',')[0]} yet "
-                          "(the run did not finish; resume it first)")  # fmt: skip
-    return run
+    return open_run(path).require_finished()
 
 
 def load_choice(choice: ModelChoice, dtype: str | None = None, device: str = "cpu") -> tuple[Any, Any]:

@@ -31,9 +31,7 @@ def finished_run(source: str | Path, *, adapter: bool) -> RunFolder:
     method = run.method
     if adapter and not method.uses_adapter:
         raise ExportError(f"{run.path} is a {method.name} run: it has no adapter to export; use --gguf for its model")
-    if not method.finished(run):
-        raise ExportError(f"{run.path} has no final {method.output_kind.split(',')[0]} yet (the run did not finish; resume it first)")
-    return run
+    return run.require_finished()
 
 
 def merged_model(source: str | Path) -> tuple[nn.Module, Any, str]:

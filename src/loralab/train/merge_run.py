@@ -29,8 +29,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str | None = None) ->
     target = resolve_dtype(dtype or method.merge_dtype)  # checked before any work
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; choose a new folder for the merged model")
-    if not method.finished(run):
-        raise ConfigError(f"{run.path} has no final {method.output_kind.split(',')[0]} yet (the run did not finish; resume it first)")
+    run.require_finished()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file; give a new folder for the merged model")
     writable_folder(out.parent, "the folder for the merged model,")  # before minutes of merging, not after

@@ -79,6 +79,13 @@ class RunFolder:
         """Whether the final adapter or model has been written."""
         return self.method.finished(self)
 
+    def require_finished(self) -> "RunFolder":
+        """This run, if its final adapter or model has been written; else a one-line ConfigError."""
+        if not self.finished():
+            raise ConfigError(f"{self.path} has no final {self.method.output_kind.split(',')[0]} yet "
+                              "(the run did not finish; resume it first)")  # fmt: skip
+        return self
+
     def checkpoints(self) -> list[tuple[int, Path]]:
         """(step, folder) of every complete checkpoint, oldest first."""
         return [(int(p.name.split("-")[1]), p) for p in complete_checkpoints(self.checkpoints_dir)]
