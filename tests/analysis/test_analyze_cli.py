@@ -25,7 +25,7 @@ def test_subspace_and_amplification_commands(make_lora_run, tmp_path, capsys):
     assert main(["analyze", "subspace", str(a), str(b), "--out", str(out), "--no-progress", "--per-module"]) == 0
     assert "model.layers.1.mlp.down_proj" in capsys.readouterr().out
     data = json.loads((out / "subspace-vs-r2.json").read_text())
-    assert data["of"] == "A" and len(data["modules"][0]["phi"]) == 8 and len(data["modules"][0]["phi"][0]) == 2
+    assert data["of"] == "delta-left" and len(data["modules"][0]["phi"]) == 8 and len(data["modules"][0]["phi"][0]) == 2
     assert (out / "subspace-vs-r2-layer1.png").read_bytes().startswith(PNG)
     assert (out / "subspace-vs-r2-mean.png").read_bytes().startswith(PNG)
     assert main(["analyze", "amplification", str(a), "--no-progress"]) == 0

@@ -58,8 +58,9 @@ def test_singular_basis_of_A_is_its_row_space():
 
 def test_two_lora_runs(make_lora_run):
     r8, r2 = make_lora_run("r8", r=8, seed=1), make_lora_run("r2", r=2, seed=5)
-    same = analyze_subspace(r8, r8, progress=False)
+    same = analyze_subspace(r8, r8, of="A", progress=False)
     assert same.of == "A" and len(same.modules) == 14
+    assert analyze_subspace(r8, r8, progress=False).of == "delta-left"  # the default: what the update learned
     for m in same.modules:
         np.testing.assert_allclose(m.phi, 1.0, atol=1e-5)
     report = analyze_subspace(r2, r8, progress=False)

@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     subspace.add_argument("run_a")
     subspace.add_argument("run_b")
     subspace.add_argument("--of", default="auto", choices=("auto", "A", "delta-left", "delta-right"),
-                          help="whose singular vectors: right ones of the LoRA A (auto for two LoRA runs), or left/right ones of ΔW")  # fmt: skip
+                          help="whose singular vectors: left (auto) or right ones of ΔW, or right ones of the LoRA A (the paper's choice; "
+                               "near random in short runs, where A has hardly left its initialisation)")  # fmt: skip
     subspace.add_argument("--top", type=int, default=64, help="compare the top K singular vectors (default 64)")
     subspace.add_argument("--layer", type=int, help="layer of the heat-map plot (default: the middle one)")
     subspace.add_argument("--step-a", type=int, help="a checkpoint of RUN_A instead of its final weights")

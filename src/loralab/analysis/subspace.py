@@ -5,8 +5,12 @@ For U_a: (d, k_a), U_b: (d, k_b) with orthonormal columns ordered by singular va
     φ(i, j) = ‖U_a[:, :i]ᵀ U_b[:, :j]‖²_F / min(i, j)  ∈ [0, 1]
 
 (1: one top subspace contains the other; 0: orthogonal; random subspaces give about max(i, j) / d).
-The columns are the right singular vectors of the LoRA factor A (r, d_in) — the paper's choice —
-or the left / right singular vectors of ΔW (any run, full fine-tuning included).
+The columns are the left singular vectors of ΔW (the default: the output directions the update
+writes into; for LoRA, the span of B), its right singular vectors, or the right singular vectors of
+the LoRA factor A (r, d_in) — the paper's choice, after long training. In a short run A hardly
+leaves its random start (B starts at zero and moves first), so A's subspace still mostly reflects
+the initialisation and φ of A is near its random value even where the two updates agree; ΔW's
+left vectors contain only what was learned and mean the same for LoRA and full fine-tuning.
 """
 
 from __future__ import annotations
@@ -141,7 +145,7 @@ def analyze_subspace(
     """φ between the top-``top`` singular subspaces of two runs of one base model, per common module.
 
     ``of``: "A" (right singular vectors of the LoRA A factors, as in the LoRA paper; LoRA runs only),
-    "delta-left" / "delta-right" (of ΔW), or "auto" ("A" for two LoRA runs, "delta-left" otherwise).
+    "delta-left" / "delta-right" (of ΔW); "auto" is "delta-left" (see the module docstring for why).
     """
     from loralab.analysis.progress import progress_bar
 
@@ -157,7 +161,7 @@ def analyze_subspace(
             "subspace similarity compares updates of one base model"
         )
     if of == "auto":
-        of = "A" if run_a.has_adapter and run_b.has_adapter else "delta-left"
+        of = "delta-left"
     for run in (run_a, run_b):
         if of == "A" and not run.has_adapter:
             raise AnalysisError(
