@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "analyze": (_entry("loralab.analysis.cli:main"), "analyse weight updates of runs: spectrum / rank of ΔW, subspace similarity, amplification"),
     "adapter-info": (_adapter_info, "describe an adapter folder (PEFT format)"),
     "study": (_entry("loralab.studies.cli:study_main"), "run a study: many trials of one recipe into one folder, with results.csv"),
+    "compare": (_entry("loralab.studies.compare:compare_main"), "the tables and plots of a study (learning vs forgetting, curves) for runs made separately"),
     "chat": (_entry("loralab.chat.cli:chat_main"), "chat with a model (streamed; /reset, /system, /adapter off|on to compare with the base)"),
     "generate": (_entry("loralab.chat.cli:generate_main"), "complete a prompt or a JSONL file of prompts, writing JSONL"),
 }

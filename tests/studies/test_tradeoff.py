@@ -1,6 +1,14 @@
 """Learning vs forgetting over trials: paths, orientation and the Pareto front, by hand."""
 
-from loralab.studies.tradeoff import plot_trade_off, report_markdown, trade_off
+from pathlib import Path
+
+from loralab.studies.report import ReportInputs, write_report
+from loralab.studies.tradeoff import plot_trade_off, trade_off
+
+
+def report_markdown(name, rows, status, varied, folder):
+    write_report(ReportInputs(name, rows, varied, status), folder, lambda path, text: Path(path).write_text(text))
+    return (folder / "report.md").read_text()
 
 
 def _rows(trial, points, varied=None):
@@ -35,18 +43,20 @@ def test_without_kl_perplexity_measures_forgetting():
 def test_report_and_plot(tmp_path):
     status = {"lora": {"status": "done"}, "full": {"status": "done"}, "bad": {"status": "done"},
               "broken": {"status": "failed", "error": "DataError: no file"}}  # fmt: skip
-    text = report_markdown("demo", ROWS, status, ["method"])
+    text = report_markdown("demo", ROWS, status, ["method"], tmp_path)
     lines = text.splitlines()
     table = [line for line in lines if line.startswith("| ")]
     assert table[0] == "| trial | method | final step | arith accuracy | source-kl kl_to_base | on the front |"
     assert table[1] == "| full | full | 16 | 0.8 | 0.3 | yes |"  # best learning first
     assert "| bad | lora | 16 | 0.55 | 0.35 |  |" in table
     assert "Pareto front (least forgetting first): lora, full." in text and "`broken`: DataError: no file" in text
+    assert (tmp_path / "learning_vs_forgetting.png").is_file() and (tmp_path / "learning_curves.png").is_file()
+    assert "| method | marginal | 0.225 |" in text  # sensitivity: full 0.8 against lora's mean (0.6 + 0.55) / 2
     png = plot_trade_off(trade_off(ROWS), tmp_path / "plot.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_nothing_to_compare_without_both_domains():
+def test_nothing_to_compare_without_both_domains(tmp_path):
     only_target = [r for r in ROWS if r["domain"] == "target"]
     assert trade_off(only_target) is None
-    assert "nothing to compare" in report_markdown("demo", only_target, {}, [])
+    assert "nothing to compare" in report_markdown("demo", only_target, {}, [], tmp_path)

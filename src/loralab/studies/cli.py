@@ -1,4 +1,4 @@
-"""``loralab study STUDY.yaml [--dry-run]``."""
+"""``loralab study STUDY.yaml [--workers N] [--executor local|ray] [--ray-address ADDR] [--dry-run]``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ def study_main(argv: list[str]) -> None:
     parser.add_argument("study", help="study YAML file")
     parser.add_argument("--dry-run", action="store_true", help="list the trials and what would run, run nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="trials at a time: local: N subprocesses, one GPU each where there are GPUs, else cores // N "
+                             "threads each (default 1: in this process); ray: at most N in flight (default: as the cluster allows)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: on this machine (default); ray: each trial a Ray task (pip install 'loralab[ray]'; "
+                             "the study folder must be on storage every node sees)")
+    parser.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to use (default: RAY_ADDRESS, a cluster started "
+                                                              "here with `ray start`, else a new local Ray instance)")
     args = parser.parse_args(argv)
     from loralab.studies import load_study, plan, run_study
+    from loralab.studies.executors import make_executor
 
     study = load_study(args.study)
     planned = plan(study)
@@ -24,7 +33,8 @@ def study_main(argv: list[str]) -> None:
         todo = [p for p in planned if p[1] != "skip (finished)"]
         print(f"{len(todo)} to run, {sum(p[2] for p in todo)} optimiser steps in all (trials given by epochs not counted)")
         return
-    outcome = run_study(study, progress=not args.no_progress)
+    executor = make_executor(args.executor, args.workers, args.ray_address)  # its mistakes before the study writes anything
+    outcome = run_study(study, progress=not args.no_progress, executor=executor)
     counts: dict[str, int] = {}
     for state in outcome.status.values():
         counts[state["status"]] = counts.get(state["status"], 0) + 1

@@ -1,6 +1,7 @@
 """``results.csv`` of a study: one row per trial × evaluation point × metric, read through the run reader.
 
-Columns: trial, status, every varied recipe key, point (before, step-N, final), step, tokens seen,
+Columns: trial, group (the trial's name without its seed suffix), status, every varied recipe key
+(each trial's value read from its resolved recipe, empty where its method has no such key), point (before, step-N, final), step, tokens seen,
 seconds of training so far, peak memory so far, task, metric, domain (target: learned; source:
 forgotten), higher_is_better, value, stderr, n.
 """
@@ -39,9 +40,9 @@ def trial_rows(run: RunFolder) -> list[dict[str, Any]]:
 
 
 def results_csv(rows: list[dict[str, Any]], varied: list[str]) -> str:
-    """The CSV text: trial, status, the varied keys, then the fixed columns."""
+    """The CSV text: trial, group, status, the varied keys, then the fixed columns."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["trial", "status", *varied, *FIXED], extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=["trial", "group", "status", *varied, *FIXED], extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})

@@ -95,27 +95,26 @@ def plot_trade_off(result: TradeOff, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def report_markdown(study_name: str, rows: list[dict[str, Any]], status: dict[str, dict], varied: list[str]) -> str:
-    """report.md: each trial's final learning and forgetting, the Pareto front, failures."""
+def trade_off_section(rows: list[dict[str, Any]], varied: list[str]) -> list[str]:
+    """report.md's section: each trial's final learning and forgetting, the Pareto front."""
     result = trade_off(rows)
-    lines = [f"# Study `{study_name}`", ""]
     if result is None:
-        lines += ["No trial has both a target and a source metric yet: nothing to compare.", ""]
-    else:
-        finals = {t: p[-1] for t, p in result.paths.items()}
-        lines += [f"Learning: **{result.learning.label}**; forgetting: **{result.forgetting.label}**. "
-                  "`learning_vs_forgetting.png` draws each trial's path.", ""]  # fmt: skip
-        varied_of = {r["trial"]: r for r in rows}
-        header = ["trial", *varied, "final step", result.learning.label, result.forgetting.label, "on the front"]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for trial, (step, x, y) in sorted(finals.items(), key=lambda kv: -kv[1][2]):
-            y_shown = y if result.learning.higher_is_better else -y
-            x_shown = x if not result.forgetting.higher_is_better else -x
-            cells = [trial, *(str(varied_of[trial].get(k, "")) for k in varied), str(step), f"{y_shown:.4g}",
-                     f"{x_shown:.4g}", "yes" if trial in result.front else ""]  # fmt: skip
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", f"Pareto front (least forgetting first): {', '.join(result.front)}.", ""]
-    failed = {t: s for t, s in status.items() if s.get("status") == "failed"}
-    if failed:
-        lines += ["Failed trials:", ""] + [f"- `{t}`: {s.get('error', '')}" for t, s in failed.items()] + [""]
-    return "\n".join(lines)
+        return ["No trial has both a target and a source metric yet: nothing to compare.", ""]
+    finals = {t: p[-1] for t, p in result.paths.items()}
+    lines = ["## Learning vs forgetting", "",
+             f"Learning: **{result.learning.label}**; forgetting: **{result.forgetting.label}**. "
+             "`learning_vs_forgetting.png` draws each trial's path.", ""]  # fmt: skip
+    varied_of = {r["trial"]: r for r in rows}
+    header = ["trial", *varied, "final step", result.learning.label, result.forgetting.label, "on the front"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for trial, (step, x, y) in sorted(finals.items(), key=lambda kv: -kv[1][2]):
+        y_shown = y if result.learning.higher_is_better else -y
+        x_shown = x if not result.forgetting.higher_is_better else -x
+        cells = [trial, *(_cell(varied_of[trial].get(k)) for k in varied), str(step), f"{y_shown:.4g}",
+                 f"{x_shown:.4g}", "yes" if trial in result.front else ""]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + ["", f"Pareto front (least forgetting first): {', '.join(result.front)}.", ""]
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
