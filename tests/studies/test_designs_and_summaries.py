@@ -134,3 +134,20 @@ def test_compare_reports_runs_made_separately(tmp_path, base_recipe):
     saved = json.loads((tmp_path / "runs" / "r4" / "eval" / "final.json").read_text())
     assert float(next(r for r in rows if r["trial"] == "r4")["value"]) == pytest.approx(saved[0]["value"])
     assert (out / "report.md").read_text().startswith("# Study `compare: r2, r4`")
+
+
+def test_dry_run_lists_trials_steps_and_time_from_finished_trials(tmp_path, base_recipe, capsys):
+    from loralab.cli import main
+
+    path = _study(tmp_path, base_recipe, grid={"lora.r": [2, 4]}, overrides={"train.max_steps": 3})
+    assert main(["study", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "r=2" in out and "2 to run, 6 optimiser steps in all" in out and "estimated time: unknown" in out
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+    study = load_study(path)
+    from loralab.train.trainer import train
+
+    train(study.recipe(study.trials[0]), progress=False)
+    assert main(["study", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "skip (finished)" in out and "1 to run, 3 optimiser steps in all" in out and "s per step" in out

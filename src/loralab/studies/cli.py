@@ -20,6 +20,7 @@ def study_main(argv: list[str]) -> None:
                                                               "here with `ray start`, else a new local Ray instance)")
     args = parser.parse_args(argv)
     from loralab.studies import load_study, plan, run_study
+    from loralab.studies.runner import seconds_per_step
     from loralab.studies.executors import make_executor
 
     study = load_study(args.study)
@@ -31,7 +32,16 @@ def study_main(argv: list[str]) -> None:
             varied = ", ".join(f"{k}={dict(trial.varied).get(k)}" for k in keys if k in dict(trial.varied))
             print(f"  {trial.name:<32} {action:<16} {f'{steps} steps' if steps else 'by epochs':<10} {varied}")
         todo = [p for p in planned if p[1] != "skip (finished)"]
-        print(f"{len(todo)} to run, {sum(p[2] for p in todo)} optimiser steps in all (trials given by epochs not counted)")
+        steps = sum(p[2] for p in todo)
+        unknown = sum(1 for p in todo if not p[2])
+        print(f"{len(todo)} to run, {steps} optimiser steps in all"
+              + (f" ({unknown} trials by epochs over a data file: not counted)" if unknown else ""))  # fmt: skip
+        rate = seconds_per_step(study)
+        if rate is None:
+            print("estimated time: unknown until a trial has finished (then: its seconds per step, evaluations included)")
+        else:
+            print(f"estimated time: about {rate * steps / 60:.0f} min at the finished trials' {rate:.1f} s per step "
+                  "(training and evaluations; trials that resume need less)")  # fmt: skip
         return
     executor = make_executor(args.executor, args.workers, args.ray_address)  # its mistakes before the study writes anything
     outcome = run_study(study, progress=not args.no_progress, executor=executor)
