@@ -68,7 +68,8 @@ def write_parquet(path: Path, rows: list) -> Path:
 
 def write_hf_disk(path: Path, rows: list) -> Path:
     datasets = pytest.importorskip("datasets")
-    datasets.Dataset.from_list(rows).save_to_disk(str(path))
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # from_list reads the first row's keys
+    datasets.Dataset.from_list([{key: row.get(key) for key in columns} for row in rows]).save_to_disk(str(path))
     return path
 
 

@@ -20,6 +20,7 @@ from loralab.data.problems import CodeProblem, MathProblem, MultipleChoice
 from loralab.data.records import (
     IGNORE_INDEX,
     ChatRecord,
+    CompletionRecord,
     InstructionRecord,
     Message,
     PreferenceRecord,
@@ -35,6 +36,7 @@ __all__ = [
     "BuildStats",
     "ChatRecord",
     "CodeProblem",
+    "CompletionRecord",
     "InstructionRecord",
     "MathProblem",
     "Message",

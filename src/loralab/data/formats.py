@@ -6,16 +6,25 @@ format         keys                                    record
 preference     ``chosen``, ``rejected``, ``prompt``,   :class:`PreferenceRecord`
                ``system`` (optional)
 chat           ``messages`` [{role, content}, ...]     :class:`ChatRecord`
+sharegpt       ``conversations`` [{from, value}, ...]  :class:`ChatRecord`
 alpaca         ``instruction``, ``input`` (optional),  :class:`InstructionRecord`
                ``output``
+completion     ``prompt``, ``completion`` (TRL)        :class:`CompletionRecord` (strings),
+                                                       :class:`ChatRecord` (message lists)
 instruction    ``prompt``, ``response``                :class:`InstructionRecord`
 text           ``text``                                :class:`TextRecord`
 =============  ======================================  ======================
 
 A row is given the first format in this table that any of its marker keys
-names (``chosen``/``rejected``; ``messages``; ``instruction``/``output``;
-``prompt``/``response``; ``text``). Other keys are ignored. Alpaca rows become prompt
+names (``chosen``/``rejected``; ``messages``; ``conversations``; ``instruction``/``output``;
+``completion``; ``prompt``/``response``; ``text``). Other keys are ignored. Alpaca rows become prompt
 ``instruction + "\\n\\n" + input`` (just ``instruction`` when input is empty).
+
+ShareGPT messages say ``from`` (``human``, ``gpt``, ``system``) and ``value``. TRL's prompt-completion
+rows come in TRL's two layouts, both fields alike: strings (the text is ``prompt + completion + eos``
+with no chat template, and ``completion`` + eos is learned, as TRL's SFT trainer does), or lists of
+``{role, content}`` messages (conversational: the prompt ends with a user message, the completion
+holds the assistant's answer; rendered with the chat template, and only the completion is learned).
 
 Preference rows come in two layouts, both sides alike: strings (``prompt``, ``chosen``,
 ``rejected``, optional ``system``), or the UltraFeedback chat layout where ``chosen`` and
@@ -31,10 +40,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from loralab.data.chat_messages import parse_messages
+from loralab.data.chat_messages import SHAREGPT, parse_messages, parse_prompt_completion
 from loralab.data.fields import fail, optional_text, require_field, require_text
 from loralab.data.readers.row import check_values, too_deep
-from loralab.data.records import ChatRecord, InstructionRecord, Message, PreferenceRecord, Record, TextRecord
+from loralab.data.records import (
+    ChatRecord,
+    CompletionRecord,
+    InstructionRecord,
+    Message,
+    PreferenceRecord,
+    Record,
+    TextRecord,
+)
 
 #: a string that is a JSON list of chat messages (a CSV cell), not an answer
 _MESSAGES_JSON = re.compile(r'\s*\[\s*\{\s*"(?:role|content)"')
@@ -42,7 +59,9 @@ _MESSAGES_JSON = re.compile(r'\s*\[\s*\{\s*"(?:role|content)"')
 MARKERS: dict[str, tuple[str, ...]] = {
     "preference": ("chosen", "rejected"),  # before chat: UltraFeedback rows also carry 'messages'
     "chat": ("messages",),
+    "sharegpt": ("conversations",),
     "alpaca": ("instruction", "output"),
+    "completion": ("completion",),  # before instruction: TRL rows also have 'prompt'
     "instruction": ("prompt", "response"),
     "text": ("text",),
 }
@@ -65,6 +84,10 @@ def parse_row(fields: Mapping[str, Any], where: str) -> tuple[str, Record]:
         return name, parse_preference(fields, where)
     if name == "chat":
         return name, ChatRecord(parse_messages(require_field(fields, "messages", where), where))
+    if name == "sharegpt":
+        return name, ChatRecord(parse_messages(require_field(fields, "conversations", where), where, SHAREGPT))
+    if name == "completion":
+        return name, parse_completion(fields, where)
     if name == "alpaca":
         instruction = require_text(fields, "instruction", where)
         extra = optional_text(fields, "input", where)
@@ -77,14 +100,31 @@ def parse_row(fields: Mapping[str, Any], where: str) -> tuple[str, Record]:
 
 
 def format_of(record: Record) -> str:
-    """The format name of an already-built record (alpaca rows count as instruction)."""
+    """The format name of an already-built record (alpaca rows count as instruction, ShareGPT and
+    conversational prompt-completion rows as chat)."""
     if isinstance(record, ChatRecord):
         return "chat"
     if isinstance(record, InstructionRecord):
         return "instruction"
+    if isinstance(record, CompletionRecord):
+        return "completion"
     if isinstance(record, PreferenceRecord):
         return "preference"
     return "text"
+
+
+def parse_completion(fields: Mapping[str, Any], where: str) -> CompletionRecord | ChatRecord:
+    """A TRL prompt-completion row in either layout (strings, or lists of messages) as a validated record."""
+    prompt, completion = (_messages_cell(require_field(fields, key, where), key, where) for key in ("prompt", "completion"))
+    if isinstance(prompt, str) and isinstance(completion, str):
+        return CompletionRecord(require_text(fields, "prompt", where), require_text(fields, "completion", where))
+    if isinstance(prompt, (list, tuple)) and isinstance(completion, (list, tuple)):
+        context = parse_prompt_completion(list(prompt), list(completion), where)
+        return ChatRecord(context, prompt_messages=len(prompt))
+    kinds = {key: "a string" if isinstance(v, str) else "a list of messages" if isinstance(v, (list, tuple)) else type(v).__name__
+             for key, v in (("prompt", prompt), ("completion", completion))}  # fmt: skip
+    raise fail(where, f"'prompt' is {kinds['prompt']} but 'completion' is {kinds['completion']}",
+               "Give both as strings (text) or both as lists of {role, content} messages (conversational).")  # fmt: skip
 
 
 def parse_preference(fields: Mapping[str, Any], where: str) -> PreferenceRecord:
@@ -119,9 +159,9 @@ def _side(fields: Mapping[str, Any], key: str, where: str) -> str | tuple[Messag
     raise fail(where, f"field {key!r} must be a string or a list of {{role, content}} messages, got {kind}")
 
 
-def _messages_cell(text: str, key: str, where: str) -> Any:
-    """A JSON list of messages written as text (a CSV cell) decoded; any other text as it is."""
-    if not _MESSAGES_JSON.match(text):
+def _messages_cell(text: Any, key: str, where: str) -> Any:
+    """A JSON list of messages written as text (a CSV cell) decoded; any other value as it is."""
+    if not isinstance(text, str) or not _MESSAGES_JSON.match(text):
         return text
     try:
         value = json.loads(text)

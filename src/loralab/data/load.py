@@ -11,11 +11,11 @@ from loralab.data.fields import fail
 from loralab.data.formats import MARKERS, format_of, parse_row
 from loralab.data.readers import read_rows
 from loralab.data.readers.row import check_values
-from loralab.data.records import ChatRecord, InstructionRecord, PreferenceRecord, Record, TextRecord
+from loralab.data.records import ChatRecord, CompletionRecord, InstructionRecord, PreferenceRecord, Record, TextRecord
 from loralab.errors import DataError
 
 Source = Union[str, PathLike, Sequence[Union[Record, Mapping[str, Any]]]]
-RECORD_TYPES = (InstructionRecord, ChatRecord, TextRecord, PreferenceRecord)
+RECORD_TYPES = (InstructionRecord, CompletionRecord, ChatRecord, TextRecord, PreferenceRecord)
 
 
 def load_records(path: str | PathLike) -> list[Record]:

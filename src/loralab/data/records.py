@@ -1,9 +1,11 @@
 """Training records: what one row of a data file becomes once validated.
 
-Four formats exist; a file holds only one of them:
+Five kinds exist; a file holds only one of them:
 
 * :class:`InstructionRecord` — a prompt and the response to learn (also Alpaca rows).
-* :class:`ChatRecord` — a conversation; every assistant turn is learned.
+* :class:`CompletionRecord` — TRL's prompt-completion text: prompt and completion joined as they are.
+* :class:`ChatRecord` — a conversation; every assistant turn is learned (also ShareGPT rows, and TRL's
+  conversational prompt-completion rows, where only the completion's turns are).
 * :class:`TextRecord` — raw text for continued pretraining (packed into blocks).
 * :class:`PreferenceRecord` — a prompt and two answers, one preferred (DPO).
 """
@@ -38,10 +40,24 @@ class InstructionRecord:
 
 
 @dataclass(frozen=True)
+class CompletionRecord:
+    """TRL's (standard) prompt-completion row: the text is ``prompt + completion + eos``, with no chat
+    template; ``completion`` and the EOS token are learned."""
+
+    prompt: str
+    completion: str
+
+
+@dataclass(frozen=True)
 class ChatRecord:
-    """A conversation: optional system turn, then user/assistant turns, ending with the assistant."""
+    """A conversation: optional system turn, then user/assistant turns, ending with the assistant.
+
+    The first ``prompt_messages`` messages are the prompt (TRL's conversational prompt-completion):
+    assistant turns among them are context, not learned. 0: every assistant turn is learned.
+    """
 
     messages: tuple[Message, ...]
+    prompt_messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,7 +96,7 @@ class PreferenceRecord:
         return row
 
 
-Record = Union[InstructionRecord, ChatRecord, TextRecord, PreferenceRecord]
+Record = Union[InstructionRecord, CompletionRecord, ChatRecord, TextRecord, PreferenceRecord]
 
 
 @dataclass

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loralab.data.records import ChatRecord, InstructionRecord, Message
+from loralab.data.records import ChatRecord, CompletionRecord, InstructionRecord, Message
 from loralab.errors import DataError
 
 
@@ -30,10 +30,12 @@ class Segment:
     trained: bool
 
 
-def record_segments(tokenizer: Any, record: InstructionRecord | ChatRecord, where: str) -> list[Segment]:
+def record_segments(tokenizer: Any, record: InstructionRecord | CompletionRecord | ChatRecord, where: str) -> list[Segment]:
     """The record rendered as consecutive segments whose texts join into the full training text."""
     if isinstance(record, ChatRecord):
-        return chat_segments(tokenizer, record.messages, where)
+        return chat_segments(tokenizer, record.messages, where, record.prompt_messages)
+    if isinstance(record, CompletionRecord):  # TRL's standard prompt-completion: no template, as TRL renders it
+        return [Segment(record.prompt, False), Segment(record.completion + (tokenizer.eos_token or ""), True)]
     if has_chat_template(tokenizer):
         return chat_segments(tokenizer, instruction_messages(record), where)
     return [Segment(plain_prompt(record.prompt), False), Segment(record.response + (tokenizer.eos_token or ""), True)]
@@ -61,8 +63,8 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def chat_segments(tokenizer: Any, messages: Sequence[Message], where: str) -> list[Segment]:
-    """Segments of a validated conversation; every assistant turn is a trained segment."""
+def chat_segments(tokenizer: Any, messages: Sequence[Message], where: str, prompt_messages: int = 0) -> list[Segment]:
+    """Segments of a validated conversation; every assistant turn from message ``prompt_messages`` on is trained."""
     if not has_chat_template(tokenizer):
         raise DataError(f"{where}: chat data needs a tokenizer with a chat template, and this tokenizer has none.")
     full = _render(tokenizer, messages, False, where)
@@ -70,7 +72,7 @@ def chat_segments(tokenizer: Any, messages: Sequence[Message], where: str) -> li
     segments: list[Segment] = []
     cursor = 0
     for index, message in enumerate(messages):
-        if message.role != "assistant":
+        if message.role != "assistant" or index < prompt_messages:
             continue
         start = len(_checked_prefix(tokenizer, messages, index, full, cursor, where))
         content_end = _content_end(full, start, message.content, where, index)

@@ -1,4 +1,4 @@
-"""CSV with a header row; a ``messages`` cell holds the conversation as a JSON list."""
+"""CSV with a header row; a ``messages`` (or ShareGPT ``conversations``) cell holds the conversation as a JSON list."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from pathlib import Path
 from loralab.data.readers.row import Row, too_deep
 from loralab.data.readers.text_file import read_utf8
 from loralab.errors import DataError
+
+#: columns whose cells hold a conversation as JSON, and the shape of one message there
+JSON_COLUMNS = {"messages": '{"role": "user", "content": "..."}', "conversations": '{"from": "human", "value": "..."}'}
 
 
 def read_csv(path: Path) -> list[Row]:
@@ -30,8 +33,9 @@ def read_csv(path: Path) -> list[Row]:
             if len(cells) != len(header):
                 raise DataError(f"{where}: {len(cells)} cells but the header has {len(header)} columns.")
             fields = dict(zip(header, cells))
-            if fields.get("messages", "").strip():  # an empty cell (preference exports carry the column) is no conversation
-                fields["messages"] = _parse_messages(where, fields["messages"])
+            for column in JSON_COLUMNS:
+                if fields.get(column, "").strip():  # an empty cell (preference exports carry the column) is no conversation
+                    fields[column] = _parse_messages(where, fields[column], column)
             rows.append(Row(where, fields))
         return rows
     except csv.Error as error:
@@ -48,13 +52,13 @@ def _checked_header(path: Path, header: list[str]) -> list[str]:
     return names
 
 
-def _parse_messages(where: str, cell: str) -> object:
+def _parse_messages(where: str, cell: str, column: str) -> object:
     try:
         return json.loads(cell)
     except json.JSONDecodeError as error:
         raise DataError(
-            f"{where}: the 'messages' cell is not valid JSON ({error.msg}). "
-            'Write it as a JSON list: [{"role": "user", "content": "..."}, ...].'
+            f"{where}: the {column!r} cell is not valid JSON ({error.msg}). "
+            f"Write it as a JSON list: [{JSON_COLUMNS[column]}, ...]."
         ) from None
     except RecursionError:
         raise too_deep(where) from None

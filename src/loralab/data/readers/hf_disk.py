@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loralab.data.readers.optional import import_for
+from loralab.data.readers.hf_common import import_datasets, one_split
 from loralab.data.readers.row import Row
 from loralab.errors import DataError
 
 MARKER_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")
-DEFAULT_SPLIT = "train"
 
 
 def is_hf_dataset_dir(path: Path) -> bool:
@@ -19,22 +18,11 @@ def is_hf_dataset_dir(path: Path) -> bool:
 
 def read_hf_disk(path: Path) -> list[Row]:
     """Rows of a saved Dataset; for a DatasetDict, its ``train`` split (or its only split)."""
-    datasets = import_for("datasets", "datasets", f"Reading the Hugging Face dataset folder {path}")
+    datasets = import_datasets(f"Reading the Hugging Face dataset folder {path}")
     try:
         loaded = datasets.load_from_disk(str(path))
     except Exception as error:  # datasets raises several unrelated types for a bad folder
         raise DataError(f"{path}: not a readable Hugging Face dataset folder ({error}).") from None
-    label = str(path)
-    if isinstance(loaded, datasets.DatasetDict):
-        splits = list(loaded.keys())
-        if DEFAULT_SPLIT in loaded:
-            split = DEFAULT_SPLIT
-        elif len(splits) == 1:
-            split = splits[0]
-        else:
-            raise DataError(
-                f"{path}: the dataset has splits {splits} and none is named 'train'. "
-                "Save the split to train on by itself (dataset_dict[name].save_to_disk(folder))."
-            )
-        loaded, label = loaded[split], f"{path}[{split}]"
+    fix = "Save the split to train on by itself (dataset_dict[name].save_to_disk(folder))."
+    loaded, label = one_split(datasets, loaded, str(path), fix)
     return [Row(f"{label}: row {number}", dict(fields)) for number, fields in enumerate(loaded, start=1)]
