@@ -104,3 +104,28 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     run_dir = tmp_path / "runs" / "tiny"
     assert [p.name for p in sorted((run_dir / "checkpoints").iterdir())] == ["step-00000001", "step-00000002"]
     assert len(_records(run_dir)) == 2
+
+
+def test_a_run_stopped_during_a_periodic_evaluation_makes_it_on_resume(make_recipe, tmp_path, data_file, monkeypatch):
+    settings = (*SETTINGS[:1], "train.checkpoint_every=2", "eval.every=2", f"eval.tasks=[ppl:{data_file}]", "eval.limit=4",
+                "eval.before=false", "eval.precision=fp32")  # fmt: skip
+    straight = train(make_recipe(*settings, "name=straight"), progress=False)
+    expected = json.loads((straight.run_dir / "eval" / "step-00000004.json").read_text())
+
+    real = Trainer._evaluate
+
+    def evaluate(self, label):
+        if label == "step-00000004":
+            raise KeyboardInterrupt  # Ctrl-C during the evaluation after step 4
+        return real(self, label)
+
+    monkeypatch.setattr(Trainer, "_evaluate", evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train(make_recipe(*settings, "name=cut"), progress=False)
+    run_dir = tmp_path / "runs" / "cut"
+    assert not (run_dir / "eval" / "step-00000004.json").exists()
+    monkeypatch.setattr(Trainer, "_evaluate", real)
+    resume(run_dir, progress=False)
+    made = json.loads((run_dir / "eval" / "step-00000004.json").read_text())
+    assert [r["value"] for r in made] == pytest.approx([r["value"] for r in expected], rel=1e-6)
+    assert [r["loss"] for r in _records(run_dir)] == [r["loss"] for r in _records(straight.run_dir)]

@@ -16,11 +16,15 @@ def train_main(argv: list[str]) -> None:
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its newest checkpoint")
     parser.add_argument("--force", action="store_true", help="replace an existing run folder of the same name")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--nproc", type=int, metavar="N",
+                        help="train on N processes of this machine (N GPUs, or CPU processes): starts torchrun for you")  # fmt: skip
     args = parser.parse_intermixed_args(argv)
     from loralab.errors import ConfigError
     from loralab.train.recipe import load_recipe
     from loralab.train.trainer import resume, train
 
+    if args.nproc is not None:
+        _launch(args, argv)
     if args.resume:
         overrides = ([args.recipe] if args.recipe else []) + args.overrides
         if any("=" not in o and not o.startswith("~") for o in overrides):
@@ -43,3 +47,25 @@ def merge_main(argv: list[str]) -> None:
 
     out = merge_run(args.run, args.out, args.dtype)
     print(f"loralab: merged model written to {out} (load it with transformers.AutoModelForCausalLM.from_pretrained)")
+
+
+def _launch(args: argparse.Namespace, argv: list[str]) -> None:
+    """``--nproc N``: check what can be checked here (one error, not N), then run the same command under torchrun."""
+    from loralab.errors import ConfigError
+    from loralab.train.distributed.config import DistributedConfig
+    from loralab.train.distributed.launch import launch
+    from loralab.train.distributed.setup import resolve_backend
+    from loralab.train.recipe import load_recipe
+    from loralab.train.runs import RunFolder
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc: give a number of processes ≥ 1, got {args.nproc}")
+    if args.resume:
+        recipe = RunFolder.existing(args.resume).recipe([o for o in [args.recipe, *args.overrides] if o])
+    elif args.recipe:
+        recipe = load_recipe(args.recipe, args.overrides)
+    else:
+        raise ConfigError("give a recipe file, e.g. loralab train recipes/quickstart.yaml --nproc 2 (or --resume runs/NAME)")
+    resolve_backend(recipe.distributed or DistributedConfig(), recipe.train.device)
+    rest = [a for i, a in enumerate(argv) if a != "--nproc" and not a.startswith("--nproc=") and (i == 0 or argv[i - 1] != "--nproc")]
+    raise SystemExit(launch(args.nproc, rest))

@@ -10,6 +10,7 @@
     train:     TrainConfig      # steps, batches, schedule, precision, checkpoints, objective
     dpo:       PreferenceOptions  # β, loss, reference (objective dpo)
     eval:      EvalConfig       # tasks, when, how many items
+    distributed: DistributedConfig  # optional: ddp | fsdp, backend, timeout (runs under torchrun)
 
 ``load_recipe(path, overrides)`` applies ``key=value`` overrides (dotted keys, YAML values)
 to the file's mapping, then validates everything: unknown keys, wrong types, bad ranges and
@@ -31,11 +32,13 @@ from loralab.errors import ConfigError
 from loralab.lora.config import LoraConfig
 from loralab.process import say
 from loralab.quant.config import QuantConfig
+from loralab.train.distributed.config import DistributedConfig
 from loralab.train.methods import METHODS, Method
 from loralab.train.objectives import OBJECTIVES, Objective, PreferenceOptions
 from loralab.train.optim import OptimizerConfig
 from loralab.train.schedules import SCHEDULES
 from loralab.train.schema import as_dict, build, check_fields
+from loralab.train.trackers import TRACKERS, check_installed
 
 #: sections only some methods read (each method lists its own in ``Method.sections``)
 METHOD_SECTIONS = ("lora", "quant")
@@ -98,9 +101,16 @@ class DataConfig:
                 raise ConfigError(f"task: {err}") from None
 
     def check_environment(self) -> None:
-        """The data file exists (checked before training, not when a saved recipe is read)."""
+        """The data file exists, a glob matches, a hub dataset name is cached (checked before training, not
+        when a saved recipe is read)."""
         if self.path is not None and not Path(self.path).exists():
-            raise ConfigError(f"data.path: data file {self.path!r} not found")
+            from loralab.data.readers import check_source
+            from loralab.errors import DataError
+
+            try:
+                check_source(self.path)
+            except DataError as err:
+                raise ConfigError(f"data.path: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,8 @@ class TrainConfig:
     last one (0: off), at the end, and when the run is stopped by a signal (Ctrl-C, SIGTERM, SIGHUP);
     the newest ``keep_checkpoints`` are kept. ``lean_activations`` keeps for backward only what cannot
     be recomputed cheaply (RMSNorm and SwiGLU outputs are rebuilt; :mod:`loralab.models.lean_activations`);
-    ``gradient_checkpointing`` recomputes whole layers instead.
+    ``gradient_checkpointing`` recomputes whole layers instead. ``report_to`` names experiment trackers that
+    get every metrics record and evaluation (:mod:`loralab.train.trackers`; none by default).
     """
 
     epochs: Annotated[float, "(0, 10000]", "for a fixed length set max_steps"] = 1.0
@@ -136,6 +147,7 @@ class TrainConfig:
     checkpoint_every: Annotated[int, "[0, inf)", "0 turns it off"] = 0
     checkpoint_minutes: Annotated[float, "[0, inf)", "0 turns it off"] = 10.0
     keep_checkpoints: Annotated[int, "[1, inf)"] = 2
+    report_to: tuple[str, ...] = ()  # experiment trackers (loralab.train.trackers): tensorboard, wandb, mlflow, trackio
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -143,6 +155,10 @@ class TrainConfig:
             raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        unknown = [name for name in self.report_to if name not in TRACKERS]
+        if unknown or len(set(self.report_to)) < len(self.report_to):
+            problem = f"unknown tracker {unknown[0]!r}" if unknown else "a tracker is named twice"
+            raise ConfigError(f"report_to: {problem}; choose from {', '.join(TRACKERS)}, e.g. [tensorboard]")
 
 
 @dataclass(frozen=True)
@@ -190,10 +206,15 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     dpo: PreferenceOptions = field(default_factory=PreferenceOptions)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    distributed: Optional[DistributedConfig] = None  # None: defaults under torchrun; not written to recipe.yaml
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method: expected one of {list(METHODS)}, got {self.method!r}")
+        strategy = self.distributed.strategy if self.distributed else "ddp"
+        if strategy not in METHODS[self.method].strategies:
+            raise ConfigError(f"distributed.strategy: method {self.method} cannot use {strategy}; it can use "
+                              f"{' or '.join(METHODS[self.method].strategies)}")  # fmt: skip
         regimes = self.training_objective.regimes
         if self.data.regime not in regimes:
             wanted = " or ".join(regimes)
@@ -224,6 +245,7 @@ class Recipe:
         """What the recipe needs before training, checked before the model loads: the data file, LoRA ranks
         that fit the model's layers (from its config, without its weights) and a schedule that reaches its lr."""
         self.data.check_environment()
+        check_installed(self.train.report_to)
         train = self.train
         if train.max_steps is not None and train.warmup_steps > train.max_steps:
             say(f"loralab: warning: train.warmup_steps ({train.warmup_steps}) is more than train.max_steps "
@@ -239,6 +261,8 @@ class Recipe:
         """Plain values, without the sections this recipe's method and objective do not use."""
         unused = (set(METHOD_SECTIONS) - set(self.training_method.sections)) | (
             set(OBJECTIVE_SECTIONS) - {self.training_objective.section})
+        if self.distributed is None:
+            unused.add("distributed")
         return {key: value for key, value in as_dict(self).items() if key not in unused}
 
     def to_yaml(self) -> str:
@@ -337,7 +361,8 @@ def recipe_from_dict(raw: Any, source: str = "recipe", saved: bool = False) -> R
     raw = {k: v for k, v in raw.items() if k not in wrong}
     sections: dict[str, Any] = {}
     classes = {"model": ModelConfig, "lora": LoraConfig, "quant": QuantConfig, "data": DataConfig,
-               "optimizer": OptimizerConfig, "train": TrainConfig, "dpo": PreferenceOptions, "eval": EvalConfig}  # fmt: skip
+               "optimizer": OptimizerConfig, "train": TrainConfig, "dpo": PreferenceOptions, "eval": EvalConfig,
+               "distributed": DistributedConfig}  # fmt: skip
     for name, cls in classes.items():
         if name in raw:
             sections[name] = _section(cls, raw[name], name, source)

@@ -9,6 +9,11 @@ update that leaves a trainable weight non-finite (an absurd lr, say) raises
 :class:`NonFiniteUpdate` — the weights are then spoiled, and the caller must not record or
 save them. ``before_update()`` is called just before the optimiser changes anything (the
 trainer holds stop signals from there until the step is recorded, see :mod:`loralab.stops`).
+
+Over W ranks (``parallel``: :mod:`loralab.train.distributed.strategies`) each rank holds its own
+micro-batches; the normaliser, loss and metric sums are summed over ranks first, so rank r
+back-propagates ℓ_r / Σ_r n_r and the gradients, summed over ranks by the strategy, are those of
+one process holding all W shares. Gradients are exchanged after the last micro-batch only.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
 from loralab.errors import LoraLabError
 from loralab.train.objectives import Objective
+
+if TYPE_CHECKING:
+    from loralab.train.distributed.strategies import Parallel
 
 
 class NonFiniteStep(LoraLabError):
@@ -73,7 +81,10 @@ class TrainStep:
         max_grad_norm: float = 1.0,
         autocast: Callable[[], object] | None = None,
         before_update: Callable[[], None] | None = None,
+        parallel: Parallel | None = None,
     ) -> None:
+        self.parallel = parallel  # None: one process; else the model called is parallel.module
+        model = parallel.module if parallel is not None else model
         self.model, self.objective, self.optimizer, self.schedule = model, objective, optimizer, schedule
         self.max_grad_norm = max_grad_norm if max_grad_norm > 0 else math.inf
         self.autocast = autocast
@@ -87,21 +98,31 @@ class TrainStep:
     def __call__(self, step: int, batches: list[dict[str, torch.Tensor]]) -> StepResult:
         begin = time.perf_counter()
         total = sum(self.objective.normaliser(batch) for batch in batches)
+        if self.parallel is not None:
+            total = round(self.parallel.sum([total])[0])
         if total == 0:
             raise EmptyStep(f"step {step + 1}: nothing to learn from in the batch (are all responses truncated away?)")
         loss_sum, metric_sums, tokens = 0.0, {}, 0
-        for batch in batches:
+        for index, batch in enumerate(batches):
             batch = {key: value.to(self.device) for key, value in batch.items()}
             if "attention_mask" in batch:
                 tokens += int(batch["attention_mask"].sum())
-            with (self.autocast or nullcontext)():
-                out = self.objective(self.model, batch)
-            (out.loss_sum / total).backward()
+            sync = self.parallel.micro_batch(index == len(batches) - 1) if self.parallel is not None else nullcontext()
+            with sync:
+                with (self.autocast or nullcontext)():
+                    out = self.objective(self.model, batch)
+                (out.loss_sum / total).backward()
             loss_sum += float(out.loss_sum.detach())
             for key, value in out.metrics.items():
                 metric_sums[key] = metric_sums.get(key, 0.0) + float(value)
+        if self.parallel is not None:
+            keys = list(metric_sums)  # the same order on every rank (the same objective)
+            loss_sum, tokens, *values = self.parallel.sum([loss_sum, tokens, *(metric_sums[k] for k in keys)])
+            tokens, metric_sums = round(tokens), dict(zip(keys, values))
+            grad_norm = self.parallel.clip_grad_norm(self.params, self.max_grad_norm)
+        else:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
         loss = loss_sum / total
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
             quantity, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
@@ -113,7 +134,10 @@ class TrainStep:
             group["lr"] = base_lr * multiplier
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        spoiled = non_finite_parameters(self.named_params)
+        spoiled = non_finite_parameters(self.named_params if self.parallel is None else
+                                        [(n, p.to_local() if hasattr(p, "to_local") else p) for n, p in self.named_params])  # fmt: skip
+        if self.parallel is not None and self.parallel.sum([len(spoiled)])[0] and not spoiled:
+            spoiled = ["a weight shard of another rank"]  # every rank stops at the same step
         if spoiled:
             raise NonFiniteUpdate(step, spoiled)
         metrics = {key: value / total for key, value in metric_sums.items()}

@@ -17,11 +17,16 @@ the last good checkpoint. One process at a time works in a run folder (:mod:`lor
 Resuming checks everything before it writes anything: the checkpoint's identity, tensor
 names and shapes, the optimiser state. A damaged newest checkpoint (unreadable, or NaN) is set
 aside as ``step-N.damaged`` and the previous complete one is used.
+
+Under ``torchrun`` every process runs this loop on its share of each step (:mod:`loralab.train.distributed`):
+the model is wrapped by the recipe's strategy (DDP, FSDP2), stop signals are only noted and all ranks stop
+after the same step, DDP evaluations run on rank 0 while the others wait, and FSDP checkpoints are sharded.
 """
 
 from __future__ import annotations
 
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -48,6 +53,7 @@ from loralab.stops import StopSignals
 from loralab.train import checkpoint as ckpt
 from loralab.train.batches import BatchPlan
 from loralab.train.data_setup import training_set
+from loralab.train.distributed.setup import barrier, process_group
 from loralab.train.memory import peak_memory_mb
 from loralab.train.model_setup import autocast, base_model, make_trainable, trainable_named_parameters
 from loralab.train.objectives import Objective, RunContext
@@ -57,6 +63,7 @@ from loralab.train.report import RunSummary, finish_report
 from loralab.train.runs import BEFORE, FINAL, RunFolder
 from loralab.train.schedules import lr_multiplier
 from loralab.train.step import EmptyStep, NonFiniteStep, NonFiniteUpdate, StepResult, TrainStep
+from loralab.train.trackers import Trackers
 
 
 class TrainingDiverged(LoraLabError):
@@ -76,8 +83,14 @@ class TrainResult:
 
 
 def train(recipe: Recipe, *, resume: bool = False, force: bool = False, progress: bool = True) -> TrainResult:
-    """Run ``recipe`` into ``recipe.run_dir`` (``resume``: continue from its last checkpoint)."""
+    """Run ``recipe`` into ``recipe.run_dir`` (``resume``: continue from its last checkpoint).
+    Under ``torchrun`` every process calls this; it joins their group first (:mod:`loralab.train.distributed`)."""
     recipe.check_environment()
+    with process_group(recipe.distributed, recipe.train.device):
+        return _train(recipe, resume=resume, force=force, progress=progress)
+
+
+def _train(recipe: Recipe, *, resume: bool, force: bool, progress: bool) -> TrainResult:
     run = RunFolder(recipe.run_dir)
     writes = current_role().writes
     with run.lock() if writes else nullcontext(), StopSignals() as stops:
@@ -92,6 +105,7 @@ def train(recipe: Recipe, *, resume: bool = False, force: bool = False, progress
                                   f"choose another name (name=...) or replace it with --force")  # fmt: skip
             if writes:
                 run.clear()
+        barrier()  # every rank has decided before rank 0 writes anything
         return Trainer(recipe, run, progress, stops).run(resume)
 
 
@@ -123,6 +137,7 @@ class Trainer:
         self.rng_after_completed: dict[str, Any] = {}  # the RNG state right after step `completed`
         self.last_saved = 0  # the newest checkpoint's step
         self.last_saved_at = time.monotonic()
+        self.trackers = Trackers()  # train.report_to, opened by run() in the writing process only
         # set by _setup:
         self.model: torch.nn.Module
         self.tokenizer: Any
@@ -158,12 +173,21 @@ class Trainer:
         self.objective = recipe.training_objective.for_run(recipe.objective_options, context)
         self.dataset = self.objective.training_examples(self.dataset)
         self.collate = self.objective.collator(self.tokenizer)
-        optimizer = build_optimizer(self.model, recipe.optimizer)
         self.plan = BatchPlan(len(self.dataset), recipe.train.micro_batch_size, recipe.train.grad_accum, recipe.train.seed, self.role)
+        self.parallel = None  # one process; else the recipe's strategy around the model (before the optimiser: FSDP shards)
+        if self.role.world_size > 1:
+            from loralab.train.distributed.checks import check_world_fits
+            from loralab.train.distributed.strategies import parallel_model
+
+            check_world_fits(self.plan)
+            self.parallel = parallel_model(recipe, self.model, self.device, self.precision.name)
+            self.trainable = trainable_named_parameters(self.model)
+        optimizer = build_optimizer(self.model, recipe.optimizer)
         self.total_steps = self.plan.total_steps(recipe.train.epochs, recipe.train.max_steps)
         schedule = lr_multiplier(recipe.train.schedule, self.total_steps, recipe.train.warmup_steps, recipe.train.min_lr_ratio)
         self.train_step = TrainStep(self.model, self.objective, optimizer, schedule, recipe.train.max_grad_norm,
-                              autocast=lambda: autocast(self.precision.name, self.device), before_update=self.stops.hold)  # fmt: skip
+                              autocast=lambda: autocast(self.precision.name, self.device), before_update=self.stops.hold,
+                              parallel=self.parallel)  # fmt: skip
 
     def _reference_model(self) -> torch.nn.Module | None:
         """A frozen copy of the base for KL when there is no adapter to switch off (full fine-tuning)."""
@@ -185,6 +209,11 @@ class Trainer:
         self._setup(resume)
         run, recipe = self.run_folder, self.recipe
         start = self._restore() if resume else 0  # every check before anything is written
+        if self.parallel is not None:
+            self.parallel.seed_rank(recipe.train.seed, start)
+            self.stops.hold()  # signals only noted from here on: all ranks stop together at a step boundary
+            say(f"loralab: {self.role.world_size} processes ({self.parallel.name}); each step takes "
+                f"{recipe.train.micro_batch_size}×{recipe.train.grad_accum} examples on each of them")  # fmt: skip
         if self.role.writes:
             self._write_recipe()
             if resume:
@@ -204,17 +233,22 @@ class Trainer:
         self.completed = start
         self.last_saved = saved[-1][0] if saved else 0
         self.rng_after_completed = _rng_state()
+        if self.role.writes and recipe.train.report_to:
+            self.trackers = Trackers.open(recipe.train.report_to, run.path, recipe.name, recipe.to_dict(), start, resume)
         try:
             before: list = run.evaluation(BEFORE) if resume else []
             if not resume and recipe.eval.tasks and recipe.eval.before:
                 before = self._evaluate(BEFORE)
+            if resume and self._evaluation_missing_at(start):  # stopped during it: the checkpoint holds its weights
+                self._evaluate(f"step-{start:08d}")
             losses = [r["loss"] for r in run.read_metrics()]
             step = self._loop(start, losses)
             if step > self.last_saved:
                 self._checkpoint(step)
-            if self.role.writes:
-                with writing(run.path, f"cannot write {self.method.output_folder(run)}"):
-                    self.method.save_final(self.model, self.tokenizer, run)
+            with self._whole_model():  # FSDP: rank 0 holds the gathered weights meanwhile (every rank enters)
+                if self.role.writes:
+                    with writing(run.path, f"cannot write {self.method.output_folder(run)}"):
+                        self.method.save_final(self.model, self.tokenizer, run)
             final = self._evaluate(FINAL) if recipe.eval.tasks else []
             before = self._complete_before(before, final) if before else before
             result = TrainResult(run.path, step, time.perf_counter() - started, losses, before, final)
@@ -224,7 +258,18 @@ class Trainer:
         except KeyboardInterrupt as stop:
             self._save_on_stop(getattr(stop, "signame", "SIGINT"))
             raise
+        finally:
+            self.trackers.close(sys.exc_info()[1])  # finished, failed or stopped: flushed either way
         return result
+
+    def _whole_model(self) -> Any:
+        """A context in which rank 0's model holds its whole trainable weights: under FSDP they are gathered
+        first (a collective, every rank calls this); otherwise it is whole already (a no-op context)."""
+        if self.parallel is None or not self.parallel.shards_state:
+            return nullcontext()
+        from loralab.train.distributed.sharded_checkpoint import whole_parameters
+
+        return whole_parameters(self.model)
 
     def _write_recipe(self) -> None:
         tmp = self.run_folder.recipe_file.with_suffix(".tmp")
@@ -257,6 +302,7 @@ class Trainer:
                     losses.append(record["loss"])
                     if self.role.writes:
                         run.append_metrics(record)
+                        self.trackers.log_metrics(record)
                     self.completed = step + 1
                     self.rng_after_completed = _rng_state()
                 except BaseException:
@@ -270,8 +316,15 @@ class Trainer:
                     self._evaluate(f"step-{done:08d}")
                     self.model.train()
                 every, minutes = recipe.train.checkpoint_every, recipe.train.checkpoint_minutes
-                if (every and done % every == 0) or (minutes and time.monotonic() - self.last_saved_at >= 60 * minutes):
+                due = (every and done % every == 0) or (minutes and time.monotonic() - self.last_saved_at >= 60 * minutes)
+                if self.parallel is not None and self.parallel.shards_state:  # every rank writes: all decide alike
+                    due = self.parallel.sum([float(bool(due))])[0] > 0
+                if due:
                     self._checkpoint(done)
+                if self.parallel is not None:
+                    from loralab.train.distributed.stopping import stop_together
+
+                    stop_together(self.stops)  # a signal to any rank stops every rank here
         finally:
             bar.close()
         return self.total_steps
@@ -312,11 +365,19 @@ class Trainer:
             "rng": self.rng_after_completed,
             "identity": self.method.identity(self.recipe),
         }
+        if self.parallel is not None:  # what a resume on another number of processes must keep (the data order)
+            state["examples_per_micro_batch"] = self.plan.global_micro_batch_size
         tensors = {name: p.detach() for name, p in self.trainable}
         path = self.run_folder.checkpoints_dir / f"step-{step:08d}"
         self.stops.hold()
         try:
-            if self.role.writes:
+            if self.parallel is not None and self.parallel.shards_state:  # FSDP: every rank writes its shards (DCP)
+                from loralab.train.distributed.sharded_checkpoint import save_sharded
+
+                del state["optimizer"]  # sharded, in the DCP folder
+                path = save_sharded(self.run_folder.checkpoints_dir, step, self.model, self.train_step.optimizer, state,
+                                    self.recipe.train.keep_checkpoints)  # fmt: skip
+            elif self.role.writes:
                 path = ckpt.save_checkpoint(self.run_folder.checkpoints_dir, step, tensors, state, self.recipe.train.keep_checkpoints,
                                             self.method.checkpoint_writer(self.model))  # fmt: skip
             self.last_saved, self.last_saved_at = step, time.monotonic()
@@ -330,6 +391,10 @@ class Trainer:
         """Load the newest readable checkpoint after checking it fits; damaged newer ones are set aside."""
         damaged: list[Path] = []
         for step, path in reversed(self.run_folder.checkpoints()):
+            from loralab.train.distributed.sharded_checkpoint import is_sharded
+
+            if is_sharded(path):  # written by FSDP: read by any number of processes
+                return self._restore_sharded(path)
             try:
                 step, tensors, state = ckpt.load_checkpoint(path)
             except ckpt.DamagedCheckpoint as err:
@@ -353,13 +418,33 @@ class Trainer:
         raise ConfigError(f"cannot resume {self.run_folder.path}: no checkpoint can be read "
                           f"({', '.join(p.name for p in damaged)} damaged); start again with --force")  # fmt: skip
 
-    def _check_fits(self, path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
-        """Refuse a checkpoint written by another method, model, or with other tensor names or shapes."""
+    def _restore_sharded(self, path: Path) -> int:
+        """Resume from a checkpoint of sharded weights (FSDP, :mod:`loralab.train.distributed.sharded_checkpoint`)."""
+        from loralab.train.distributed.sharded_checkpoint import load_sharded, read_state
+
+        step, state = read_state(path)
+        self._check_identity(path, state)
+        load_sharded(path, self.model, self.train_step.optimizer)
+        _set_rng_state(state["rng"])
+        say(f"loralab: resumed from {path} (step {step} of {self.total_steps})")
+        return step
+
+    def _check_identity(self, path: Path, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint written by another method or model, or whose data order this run would not continue."""
         found, expected = state.get("identity", {}), self.method.identity(self.recipe)
         for key in expected:
             if found.get(key) != expected[key]:
                 raise ConfigError(f"checkpoint {path} was written with {key} = {found.get(key)}, but the recipe now says "
                                   f"{expected[key]}; resume with the recipe it was trained with")  # fmt: skip
+        written_by = state.get("examples_per_micro_batch")  # written by several processes: each micro-batch's size over all
+        if written_by is not None and written_by != self.plan.global_micro_batch_size:
+            from loralab.train.distributed.checks import resume_world_error
+
+            raise resume_world_error(path, written_by, self.plan)
+
+    def _check_fits(self, path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        """Refuse a checkpoint written by another method, model, or with other tensor names or shapes."""
+        self._check_identity(path, state)
         names = {name for name, _ in self.trainable}
         if set(tensors) != names:
             missing = sorted(names - set(tensors)) or sorted(set(tensors) - names)
@@ -386,6 +471,12 @@ class Trainer:
                                       f"{tuple(param.shape)}; resume with the recipe it was trained with")  # fmt: skip
 
     # -- evaluation -------------------------------------------------------------------------------
+    def _evaluation_missing_at(self, step: int) -> bool:
+        """Whether step ``step`` should have an ``eval.every`` evaluation that was not saved."""
+        every, tasks = self.recipe.eval.every, self.recipe.eval.tasks
+        return bool(tasks and every and 0 < step < self.total_steps and step % every == 0
+                    and not self.run_folder.eval_file(f"step-{step:08d}").is_file())  # fmt: skip
+
     def _evaluate(self, label: str) -> list:
         config = self.recipe.eval
         tasks = list(config.tasks)
@@ -399,13 +490,15 @@ class Trainer:
         results = []
         with torch.random.fork_rng(devices=rng_devices), autocast(self.eval_precision.name, self.device):
             if len(skipped) < len(tasks):
-                results = evaluate(self.model, self.tokenizer, [t for t in tasks if t not in skipped], limit=config.limit,
-                                   seed=config.seed, reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
+                run = lambda: evaluate(self.model, self.tokenizer, [t for t in tasks if t not in skipped], limit=config.limit,  # noqa: E731
+                                       seed=config.seed, reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
+                results = run() if self.parallel is None else self.parallel.evaluate(run)  # DDP: rank 0 alone, the others wait
         results += [result for t, known in exact.items() if t in skipped for result in known(t)]
         if self.role.writes:
             with writing(self.run_folder.path, f"cannot write {self.run_folder.eval_file(label)}"):
                 self.run_folder.eval_dir.mkdir(parents=True, exist_ok=True)
                 to_json(results, self.run_folder.eval_file(label), variant=label)
+            self.trackers.log_evaluation(label, results, self.completed)
         deferred = [t for t in skipped if t not in exact]
         say(f"\nevaluation ({label}):\n{results_table(results)}"
             + (f"\n({', '.join(deferred)} of the base: with the final KL pass)" if deferred else ""))  # fmt: skip
@@ -420,6 +513,7 @@ class Trainer:
             before = before + added
             if self.role.writes:
                 to_json(before, self.run_folder.eval_file(BEFORE), variant=BEFORE)
+                self.trackers.log_evaluation(BEFORE, added, 0)
         return before
 
 

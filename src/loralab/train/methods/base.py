@@ -35,6 +35,8 @@ class Method(ABC):
     merge_dtype: ClassVar[str] = "float32"
     #: what the final output is, for reports
     output_kind: ClassVar[str]
+    #: the ``distributed.strategy`` values it can train under (see :mod:`loralab.train.distributed`)
+    strategies: ClassVar[tuple[str, ...]] = ("ddp",)
 
     def load_base(self, recipe: Recipe) -> tuple[nn.Module, Any]:
         """(model, tokenizer): the recipe's base model on its device, ready for ``make_trainable``."""

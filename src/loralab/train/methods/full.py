@@ -16,6 +16,7 @@ from loralab.train.methods.base import Method
 class FullMethod(Method):
     name = "full"
     output_kind = "Hugging Face format"
+    strategies = ("ddp", "fsdp")
 
     def make_trainable(self, model: nn.Module, recipe) -> None:
         for param in model.parameters():

@@ -16,6 +16,7 @@ class LoraMethod(Method):
     sections = ("lora",)
     uses_adapter = True
     output_kind = "adapter, PEFT format"
+    strategies = ("ddp", "fsdp")
 
     def make_trainable(self, model: nn.Module, recipe) -> None:
         add_adapter(model, recipe.lora, ADAPTER)

@@ -16,6 +16,8 @@ class QLoraMethod(LoraMethod):
     sections = ("lora", "quant")
     #: the merged model is written in 16 bits: the dequantized NF4 weights hold no more than that
     merge_dtype = "bfloat16"
+    #: FSDP cannot shard the NF4 base (its blocks are not plain tensors)
+    strategies = ("ddp",)
 
     def load_base(self, recipe) -> tuple[nn.Module, Any]:
         model, tokenizer = super().load_base(recipe)

@@ -83,6 +83,7 @@ class AdapterOff:
     def log_probs(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         from loralab.lora.switching import disabled
 
+        model = getattr(model, "module", model)  # under DDP the adapters live on the wrapped model (no gradient: no DDP needed)
         with torch.no_grad(), disabled(model), eval_mode(model):
             return response_log_probs(model, batch)[0]
 

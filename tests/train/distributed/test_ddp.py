@@ -1,0 +1,46 @@
+"""DDP over 2 ranks (Gloo, CPU) against one process with micro-batches twice as large: the same run."""
+
+import json
+
+import pytest
+import torch
+from distributed_runs import SETTINGS, adapter, files, records, torchrun
+
+from loralab.train.trainer import train
+
+#: evaluations before, after step 2 and at the end; under DDP rank 0 runs them while rank 1 waits
+EVAL = ("eval.tasks=[arith, source-kl]", "eval.limit=2", "eval.every=2", "eval.precision=fp32",
+        "eval.settings={max_new_tokens: 4}")  # fmt: skip
+
+
+def test_two_ranks_equal_one_process_with_twice_the_micro_batch(recipe_file, make_recipe):
+    """torchrun -m loralab train: 2 ranks × micro-batch 2 (grad_accum 2) = 1 process × micro-batch 4."""
+    done = torchrun("train", str(recipe_file("name=two", "train.micro_batch_size=2", *EVAL)), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = train(make_recipe(*SETTINGS, "name=one", "train.micro_batch_size=4", *EVAL), progress=False)
+    two_dir = one.run_dir.parent / "two"
+
+    mine, theirs = records(two_dir), records(one.run_dir)
+    assert [r["step"] for r in mine] == [1, 2, 3, 4]
+    for a, b in zip(mine, theirs):
+        assert a["labelled_tokens"] == b["labelled_tokens"] and a["tokens"] == b["tokens"]  # the same examples per step
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+    assert theirs[-1]["loss"] < theirs[0]["loss"] - 0.05  # it learned something
+
+    got, expected = adapter(two_dir), adapter(one.run_dir)
+    assert got.keys() == expected.keys()
+    assert any(v.abs().max() > 1e-3 for k, v in expected.items() if "lora_B" in k)  # B moved away from 0
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-6)
+
+    for label in ("before", "step-00000002", "final"):  # the same evaluations as one process
+        got, expected = (json.loads((d / "eval" / f"{label}.json").read_text()) for d in (two_dir, one.run_dir))
+        assert [r["task"] for r in got] == [r["task"] for r in expected] and len(got) >= 2
+        for a, b in zip(got, expected):
+            assert a["value"] == pytest.approx(b["value"], rel=1e-4, abs=1e-6), (label, a["task"])
+    assert json.loads((two_dir / "eval" / "final.json").read_text())[-1]["value"] > 0  # KL to the base: it moved
+
+    # only rank 0 wrote: the same files as the one-process run, and nothing else
+    assert files(two_dir) == files(one.run_dir)
+    assert "distributed" not in (two_dir / "recipe.yaml").read_text()

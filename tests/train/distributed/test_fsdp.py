@@ -1,0 +1,93 @@
+"""FSDP2 (fully_shard) full fine-tuning over 2 ranks (Gloo, CPU) against one process with micro-batches twice as large;
+its sharded checkpoint (torch.distributed.checkpoint) resumed by one process; the model consolidated by rank 0."""
+
+import json
+
+import pytest
+import torch
+from distributed_runs import SETTINGS, adapter, files, records, torchrun
+from safetensors.torch import load_file
+
+from loralab.train.trainer import resume, train
+
+FULL = ("method=full", "~lora", "optimizer.lr=1e-3", "train.checkpoint_every=2")
+#: under FSDP every rank runs each evaluation on the sharded model (a frozen unsharded copy is KL's reference)
+EVAL = ("eval.tasks=[arith, source-kl]", "eval.limit=2", "eval.before=false", "eval.precision=fp32",
+        "eval.settings={max_new_tokens: 4}")  # fmt: skip
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def test_fsdp_on_two_ranks_equals_one_process_and_its_sharded_checkpoint_resumes_on_one(recipe_file, make_recipe, tmp_path):
+    path = recipe_file(*FULL, *EVAL, "name=two", "train.micro_batch_size=2", "distributed.strategy=fsdp")
+    done = torchrun("train", str(path), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    two_dir = tmp_path / "runs" / "two"
+    one = train(make_recipe(*SETTINGS, *FULL, *EVAL, "name=one", "train.micro_batch_size=4"), progress=False)
+
+    mine, theirs = records(two_dir), records(one.run_dir)
+    assert [r["step"] for r in mine] == [1, 2, 3, 4]
+    for a, b in zip(mine, theirs):
+        assert a["labelled_tokens"] == b["labelled_tokens"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+
+    # rank 0 consolidated the sharded weights into one Hugging Face folder, equal to the one process's
+    got, expected = _weights(two_dir), _weights(one.run_dir)
+    assert got.keys() == expected.keys()
+    assert theirs[-1]["loss"] < theirs[0]["loss"] - 0.1  # it trained
+    for key in expected:
+        # Adam moves each weight by up to lr = 1e-3 a step, by m/√v: where a gradient entry is near 0, rounding
+        # (a sum over 2 ranks in another order) changes that ratio; 2e-5 is 2% of one step
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=2e-5)
+    assert sorted(p.name for p in (two_dir / "checkpoints" / "step-00000004").iterdir()) == ["COMPLETE", "sharded", "state.pt"]
+    got, expected = (json.loads((d / "eval" / "final.json").read_text()) for d in (two_dir, one.run_dir))
+    assert [(r["task"], r["metric"]) for r in got] == [(r["task"], r["metric"]) for r in expected]
+    assert {r["task"] for r in got} == {"arith", "source-kl"} and got[-1]["value"] > 0  # KL to the base: it moved
+    for a, b in zip(got, expected):
+        assert a["value"] == pytest.approx(b["value"], rel=1e-3, abs=1e-6)
+    assert [f for f in files(two_dir) if not f.startswith("checkpoints")] == [f for f in files(one.run_dir) if not f.startswith("checkpoints")]
+
+    # the sharded checkpoint of step 4, read by one process (micro-batch 4 = 2 × 2), continues like the one-process run
+    resume(two_dir, ["train.micro_batch_size=4", "train.max_steps=6", "eval.tasks=[]"], progress=False)
+    longer = train(make_recipe(*SETTINGS, *FULL, "name=longer", "train.micro_batch_size=4", "train.max_steps=6"), progress=False)
+    for a, b in zip(records(two_dir), records(longer.run_dir)):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    assert len(records(two_dir)) == 6
+    # (compared in the step-6 checkpoints: a resumed finished full run keeps its first model/ folder, see atomic_save)
+    got, expected = (load_file(str(d / "checkpoints" / "step-00000006" / "tensors.safetensors")) for d in (two_dir, longer.run_dir))
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-4, atol=2e-5)
+
+
+def test_lora_under_fsdp_equals_one_process_and_its_checkpoint_holds_only_the_adapter(recipe_file, make_recipe, tmp_path):
+    """The frozen base is sharded too (1/W per rank, no gradients); checkpoints and the final adapter hold only
+    trainable tensors; a checkpoint of 2 ranks resumes on 1 process (2 × 2 → 1 × 4)."""
+    from torch.distributed.checkpoint import FileSystemReader
+
+    path = recipe_file("name=two", "train.micro_batch_size=2", "train.checkpoint_every=2", "distributed.strategy=fsdp")
+    done = torchrun("train", str(path), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    two_dir = tmp_path / "runs" / "two"
+    one = train(make_recipe(*SETTINGS, "name=one", "train.micro_batch_size=4", "train.checkpoint_every=2"), progress=False)
+    for a, b in zip(records(two_dir), records(one.run_dir), strict=True):
+        assert a["labelled_tokens"] == b["labelled_tokens"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    got, expected = adapter(two_dir), adapter(one.run_dir)
+    assert got.keys() == expected.keys() and any(v.abs().max() > 1e-3 for k, v in expected.items() if "lora_B" in k)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=2e-5)
+
+    saved = FileSystemReader(str(two_dir / "checkpoints" / "step-00000004" / "sharded")).read_metadata().state_dict_metadata
+    weights = {k for k in saved if k.startswith("model.")}
+    assert weights and all("lora_" in k for k in weights)  # the adapter only, not the frozen base
+
+    resume(two_dir, ["train.micro_batch_size=4", "train.max_steps=6"], progress=False)
+    longer = train(make_recipe(*SETTINGS, "name=longer", "train.micro_batch_size=4", "train.max_steps=6"), progress=False)
+    for a, b in zip(records(two_dir), records(longer.run_dir), strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    for key, value in adapter(longer.run_dir).items():
+        torch.testing.assert_close(adapter(two_dir)[key], value, rtol=1e-4, atol=2e-5)
