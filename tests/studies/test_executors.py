@@ -5,6 +5,7 @@ Trials run ``python -m loralab`` in subprocesses here, so this file takes tens o
 subprocess and each wait has a deadline, and a study process left behind is killed.
 """
 
+import importlib.util
 import json
 import os
 import signal
@@ -50,7 +51,10 @@ def _threads_of_a_worker():
 @pytest.fixture(scope="module")
 def base_recipe(tmp_path_factory):
     """tests/studies/test_study.py's tiny-model recipe (module-wide: the in-process references are run once)."""
-    from conftest import RECORDS
+    shared = importlib.util.spec_from_file_location("shared_test_records", Path(__file__).parents[1] / "conftest.py")
+    module = importlib.util.module_from_spec(shared)
+    shared.loader.exec_module(module)  # tests/conftest.py by path: "conftest" may name another folder's
+    RECORDS = module.RECORDS
 
     folder = tmp_path_factory.mktemp("executors")
     data_file = folder / "tiny.jsonl"
