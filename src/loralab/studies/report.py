@@ -18,7 +18,7 @@ from typing import Any
 from loralab.studies.axis_plot import axis_series, axis_table, plot_axis
 from loralab.studies.curves import plot_curves
 from loralab.studies.options import AxisPlot
-from loralab.studies.summary import GroupValue, group_values, higher_is_better, sensitivity
+from loralab.studies.summary import GroupValue, group_values, higher_is_better, sensitivity, text
 from loralab.studies.tradeoff import plot_trade_off, trade_off, trade_off_section
 
 
@@ -89,7 +89,7 @@ def _groups_section(groups: list[GroupValue], target: tuple[str, str], varied: l
     out = [f"## Over seeds: final {label}", "", "| group | " + " | ".join(keys) + " | seeds | mean ± s.e. | spread (s.d.) |",
            "|" + "---|" * (len(keys) + 4)]  # fmt: skip
     for g in sorted(groups, key=lambda g: -g.mean):
-        cells = [g.group, *(str(g.values.get(k, "")) for k in keys), str(g.seeds), f"{g.mean:.3f} ± {g.stderr:.3f}", f"{g.spread:.3f}"]
+        cells = [g.group, *(text(g.values.get(k)) for k in keys), str(g.seeds), f"{g.mean:.3f} ± {g.stderr:.3f}", f"{g.spread:.3f}"]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 

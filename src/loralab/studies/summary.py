@@ -104,12 +104,13 @@ def group_values(rows: list[dict[str, Any]], task: str, metric: str, varied: lis
 def sensitivity(groups: list[GroupValue], keys: list[str], center: dict[str, Any]) -> list[Sensitivity]:
     """Per varied key, the metric's mean at each value, ranked by range (largest first).
 
-    With a centre (a one-at-a-time design), a key's values are compared among the groups whose other
-    centre keys hold the centre's values; otherwise each value's mean is over every group with it."""
+    With a centre (a one-at-a-time design), only its axes are ranked, each key's values compared among
+    the groups whose other centre keys hold the centre's values; otherwise each value's mean is over
+    every group with it (marginal)."""
     centre = {k: text(v) for k, v in center.items()}
     out = []
     for key in keys:
-        if key == SEED:
+        if key == SEED or (centre and key not in centre):  # with a centre, only its axes: others ride on explicit trials
             continue
         others = {k: v for k, v in centre.items() if k != key}
         chosen = [g for g in groups if all(text(g.values.get(k)) == v for k, v in others.items())] if key in centre else groups

@@ -83,7 +83,12 @@ def plot_trade_off(result: TradeOff, path: str | Path, title: str = "") -> Path:
         ax.plot([p[1] for p in front], [p[2] for p in front], "k--", linewidth=1, label="Pareto front")
     sign_x = "" if not result.forgetting.higher_is_better else "−"
     sign_y = "" if result.learning.higher_is_better else "−"
-    ax.set_xlabel(f"forgetting: {sign_x}{result.forgetting.label} (lower is better)")
+    positive = [abs(p[1]) for points in result.paths.values() for p in points if p[1] != 0]
+    log_note = ""
+    if positive and max(positive) / min(positive) >= 100:  # a diverged trial would squash the others against 0
+        ax.set_xscale("symlog", linthresh=min(positive))
+        log_note = ", log scale"
+    ax.set_xlabel(f"forgetting: {sign_x}{result.forgetting.label} (lower is better{log_note})")
     ax.set_ylabel(f"learning: {sign_y}{result.learning.label} (higher is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
