@@ -39,15 +39,14 @@ def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
-class StopSignals:
-    """Context manager: turn stop signals into :class:`Stopped`, deferred inside held sections."""
+class SignalHandlers:
+    """Context manager: route the stop signals to ``self._on_signal`` while active (main thread only), then
+    restore the previous handlers. Subclasses say what a signal does."""
 
     def __init__(self) -> None:
-        self._held = 0
-        self._pending: int | None = None
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._on_signal)
@@ -57,6 +56,18 @@ class StopSignals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        raise NotImplementedError
+
+
+class StopSignals(SignalHandlers):
+    """Context manager: turn stop signals into :class:`Stopped`, deferred inside held sections."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held = 0
+        self._pending: int | None = None
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._held:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from loralab.errors import ConfigError
 from loralab.process import say
-from loralab.stops import SIGNALS, Stopped
+from loralab.stops import SignalHandlers, Stopped
 from loralab.studies.executors.base import Executor, OnDone, TrialJob
 from loralab.studies.executors.subprocess_trial import TrialProcessResult, run_trial_process
 
@@ -132,24 +132,13 @@ class PoolExecutor(Executor):
         results.put((job, slot, result))
 
 
-class SignalCount:
+class SignalCount(SignalHandlers):
     """Count stop signals (main thread only) instead of raising: the loop decides what each one does."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.count = 0
         self.first = signal.SIGINT
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> "SignalCount":
-        if threading.current_thread() is threading.main_thread():
-            for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._on_signal)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if not self.count:
