@@ -298,6 +298,8 @@ class Trainer:
         try:
             for step in range(start, self.total_steps):
                 try:
+                    if self.parallel is not None:
+                        self.parallel.seed_rank(recipe.train.seed, step)  # ranks > 0: a stream per step, resumable
                     record = self._step(step)  # TrainStep holds stop signals from just before its update
                     losses.append(record["loss"])
                     if self.role.writes:

@@ -77,3 +77,20 @@ def test_loralab_train_nproc_passes_its_signals_on(monkeypatch):
     begin = time.monotonic()
     assert launch.launch(2, ["recipe.yaml"]) == 143
     assert time.monotonic() - begin < 30
+
+
+def test_a_two_rank_run_with_dropout_resumed_on_two_ranks_equals_an_uninterrupted_one(recipe_file, tmp_path):
+    from distributed_runs import loralab
+
+    dropout = ("lora.dropout=0.2", "train.max_steps=4", "train.checkpoint_every=2", "train.micro_batch_size=2")
+    straight = loralab("train", str(recipe_file("name=straight", *dropout)), "--nproc", "2", "--no-progress", timeout=150)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    half = loralab("train", str(recipe_file("name=half", *dropout[:-3], "train.max_steps=2", *dropout[-2:])),
+                   "--nproc", "2", "--no-progress", timeout=150)  # fmt: skip
+    assert half.returncode == 0, half.stderr[-3000:]
+    more = loralab("train", "--resume", str(tmp_path / "runs" / "half"), "train.max_steps=4", "--nproc", "2", "--no-progress", timeout=150)
+    assert more.returncode == 0, more.stderr[-3000:]
+    got, expected = records(tmp_path / "runs" / "half"), records(tmp_path / "runs" / "straight")
+    assert [r["loss"] for r in got] == pytest.approx([r["loss"] for r in expected], rel=1e-6)  # rank 1's masks too
+    for key, value in adapter(tmp_path / "runs" / "straight").items():
+        torch.testing.assert_close(adapter(tmp_path / "runs" / "half")[key], value, rtol=1e-5, atol=1e-7)

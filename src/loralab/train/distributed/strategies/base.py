@@ -55,6 +55,7 @@ class Parallel(ABC):
 
     def seed_rank(self, seed: int, step: int) -> None:
         """Give rank r > 0 a random stream of its own, from (seed, step, r): its dropout masks differ from rank 0's.
-        Rank 0 keeps the stream a checkpoint saves, so a run resumed on one rank continues rank 0's."""
+        Called before every step, so a run resumed at step s on the same ranks draws what the uninterrupted run
+        drew. Rank 0 keeps the stream a checkpoint saves, so a run resumed on one rank continues rank 0's."""
         if self.role.rank:
             torch.manual_seed((seed * 1_000_003 + step) * 1_009 + self.role.rank)
