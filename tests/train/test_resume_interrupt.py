@@ -129,3 +129,24 @@ def test_a_run_stopped_during_a_periodic_evaluation_makes_it_on_resume(make_reci
     made = json.loads((run_dir / "eval" / "step-00000004.json").read_text())
     assert [r["value"] for r in made] == pytest.approx([r["value"] for r in expected], rel=1e-6)
     assert [r["loss"] for r in _records(run_dir)] == [r["loss"] for r in _records(straight.run_dir)]
+
+
+def test_a_run_stopped_during_its_final_evaluation_is_not_finished_and_resume_completes_it(make_recipe, tmp_path, data_file, monkeypatch):
+    from loralab.train.runs import RunFolder
+
+    settings = ("train.max_steps=2", f"eval.tasks=[ppl:{data_file}]", "eval.limit=4", "eval.before=false", "eval.precision=fp32")
+    real = Trainer._evaluate
+
+    def evaluate(self, label):
+        if label == "final":
+            raise KeyboardInterrupt  # Ctrl-C during the final evaluation
+        return real(self, label)
+
+    monkeypatch.setattr(Trainer, "_evaluate", evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train(make_recipe(*settings, "name=cut"), progress=False)
+    run = RunFolder(tmp_path / "runs" / "cut")
+    assert not run.finished() and [step for step, _ in run.checkpoints()] == [2]  # a study would resume it, not skip it
+    monkeypatch.setattr(Trainer, "_evaluate", real)
+    resume(run.path, progress=False)
+    assert run.finished() and (run.path / "eval" / "final.json").is_file() and len(_records(run.path)) == 2

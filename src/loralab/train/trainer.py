@@ -245,11 +245,13 @@ class Trainer:
             step = self._loop(start, losses)
             if step > self.last_saved:
                 self._checkpoint(step)
+            # the final evaluation before the final adapter/model: a run stopped during it is not yet finished,
+            # and resuming it (at its last step, checkpointed) evaluates and saves
+            final = self._evaluate(FINAL) if recipe.eval.tasks else []
             with self._whole_model():  # FSDP: rank 0 holds the gathered weights meanwhile (every rank enters)
                 if self.role.writes:
                     with writing(run.path, f"cannot write {self.method.output_folder(run)}"):
                         self.method.save_final(self.model, self.tokenizer, run)
-            final = self._evaluate(FINAL) if recipe.eval.tasks else []
             before = self._complete_before(before, final) if before else before
             result = TrainResult(run.path, step, time.perf_counter() - started, losses, before, final)
             if self.role.writes:
