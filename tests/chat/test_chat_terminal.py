@@ -164,11 +164,14 @@ def test_ctrl_c_at_the_prompt_exits_cleanly(chat):
     # for input in select(); a SIGINT that lands in between is only seen at the next key press
     time.sleep(1.0)
     chat.send("\x03")  # Ctrl-C at the prompt
-    try:
-        status = chat.wait(timeout=5.0)
-    except AssertionError:  # a loaded machine: the key came before readline waited; a person presses it again
-        chat.send("\x03")
-        status = chat.wait()
+    for attempt in range(3):  # a loaded machine: the key may come before readline waits; a person presses it again
+        try:
+            status = chat.wait(timeout=10.0)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            chat.send("\x03")
     assert status == 0
     assert "Traceback" not in chat.screen and "KeyboardInterrupt" not in chat.screen
 
