@@ -33,7 +33,9 @@ class Terminal:
         env = {**os.environ, "TERM": "dumb", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: its controlling terminal is the pty
-            try:
+            try:  # as a terminal starts a program: default signal dispositions (Python keeps an inherited SIG_IGN for SIGINT)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])
                 os.execve(sys.executable, [sys.executable, *argv], env)
             finally:
                 os._exit(127)
