@@ -2,14 +2,17 @@
 
 User mistakes (``LoraLabError``) print one clear line and exit with status 2; a stop signal
 exits with 128 + its number (130 for Ctrl-C, 143 for SIGTERM); anything else is a bug and
-keeps its stack trace.
+keeps its stack trace. In a distributed run (``torchrun``) a mistake every process meets alike is said
+once per machine (local rank 0), one of a rank's own by that rank.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 
 def _entry(target: str) -> Callable[[list[str]], None]:
@@ -80,14 +83,57 @@ def main(argv: list[str] | None = None) -> int:
         stop_on_signals()  # SIGTERM / SIGHUP end any command like Ctrl-C: cleanly, with a message
         COMMANDS[argv[0]][0](argv[1:])
     except LoraLabError as err:
-        print(f"loralab: error: {err}", file=sys.stderr)
+        if not err.same_on_every_rank:
+            rank = int(os.environ.get("RANK", "0"))
+            said_by = f"rank {rank}: " if rank and not str(err).startswith("rank ") else ""
+            print(f"loralab: error: {said_by}{err}", file=sys.stderr)
+        elif _local_rank() == 0 or not _local_rank_0_says_it():
+            print(f"loralab: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM / SIGHUP turned into Stopped by loralab.stops
         signum = getattr(stop, "signum", 2)
-        print(f"loralab: stopped by {getattr(stop, 'signame', 'SIGINT')}", file=sys.stderr)
+        if _local_rank() == 0:  # torchrun stops every rank: rank 0 says it
+            print(f"loralab: stopped by {getattr(stop, 'signame', 'SIGINT')}", file=sys.stderr)
         return 128 + signum
     return 0
 
 
+#: how long a rank > 0 waits for torchrun to end it after local rank 0 met the same mistake
+SAME_MISTAKE_SECONDS = 10.0
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _local_rank_0_says_it() -> bool:
+    """A rank > 0 meeting a mistake that every rank meets alike: local rank 0 says it, and torchrun then stops
+    this rank (SIGTERM, within SAME_MISTAKE_SECONDS). Exiting at once instead would make torchrun stop rank 0
+    before it has said it. True if this rank was stopped so; False after the wait (rank 0 did not fail: say it)."""
+    import time
+
+    try:
+        time.sleep(SAME_MISTAKE_SECONDS)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+def run() -> NoReturn:
+    """The ``loralab`` command and ``python -m loralab``: :func:`main`, then exit with its status.
+
+    A process that ``torchrun`` started leaves without the interpreter's teardown (``os._exit``, after
+    flushing): its process group's C++ threads (Gloo) may otherwise be destroyed during finalisation and
+    abort the process ("terminate called without an active exception") after a clean stop, turning
+    status 143 into a crash. Everything the run writes is closed by then.
+    """
+    code = main()
+    if "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -8,7 +8,14 @@ messages without a stack trace; anything else is a bug and keeps its trace.
 
 
 class LoraLabError(Exception):
-    """Base class of every error caused by user input."""
+    """Base class of every error caused by user input.
+
+    ``same_on_every_rank``: in a distributed run, whether every process meets this error alike (a recipe
+    or data mistake: the same files and arguments), so one process per machine says it; False for errors
+    of one rank's own (its GPU, its loss, a lost peer), which each rank that meets them says.
+    """
+
+    same_on_every_rank: bool = True
 
 
 class ConfigError(LoraLabError, ValueError):

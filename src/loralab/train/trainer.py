@@ -69,6 +69,8 @@ from loralab.train.trackers import Trackers
 class TrainingDiverged(LoraLabError):
     """The loss or the gradient became NaN or infinite."""
 
+    same_on_every_rank = False  # a rank's own loss may be the one that diverged
+
 
 @dataclass
 class TrainResult:

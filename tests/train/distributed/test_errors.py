@@ -61,3 +61,70 @@ def test_a_rank_that_dies_stops_the_others_with_a_message(recipe_file):
     assert "loralab: error: rank 0 " in done.stderr and "rank 1 was killed by SIGKILL" in done.stderr, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert time.monotonic() - begin < 120
+
+
+@pytest.mark.parametrize(("local_rank", "error", "said"), [
+    ("0", "ConfigError", "loralab: error: train.lr: unknown key"),
+    ("1", "ConfigError", ""),  # rank 0 of this machine says it (and torchrun stops this one)
+    ("1", "RankFailure", "loralab: error: rank 1: another rank died"),
+    ("1", "TrainingDiverged", "loralab: error: rank 1: the loss is nan"),
+])  # fmt: skip
+def test_a_mistake_every_rank_meets_is_said_once_per_machine(local_rank, error, said, monkeypatch, capsys):
+    from loralab import cli
+    from loralab.train.distributed.setup import RankFailure
+    from loralab.train.trainer import TrainingDiverged
+
+    errors = {"ConfigError": ConfigError("train.lr: unknown key"), "RankFailure": RankFailure("rank 1: another rank died"),
+              "TrainingDiverged": TrainingDiverged("the loss is nan")}  # fmt: skip
+
+    def fail(argv):
+        raise errors[error]
+
+    def stopped_by_torchrun(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "train", (fail, "fails"))
+    monkeypatch.setattr("time.sleep", stopped_by_torchrun)  # rank 0 failed alike: torchrun stops this rank
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    monkeypatch.setenv("RANK", local_rank)
+    assert cli.main(["train", "r.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == said
+
+
+def test_torchrun_ranks_say_a_recipe_mistake_once(recipe_file):
+    from distributed_runs import torchrun
+
+    done = torchrun("train", str(recipe_file()), "train.no_such_key=1")
+    assert done.returncode != 0
+    assert done.stderr.count("loralab: error:") == 1 and "no_such_key" in done.stderr, done.stderr[-3000:]
+
+
+def test_a_torchrun_rank_leaves_without_the_interpreter_teardown():
+    """Gloo's threads torn down during finalisation can abort a rank after a clean stop: ranks skip it (os._exit)."""
+    import subprocess
+    import sys
+
+    code = ("import atexit, sys; atexit.register(lambda: print('finalised', flush=True)); "
+            "sys.argv = ['loralab', '--version']; from loralab.cli import run; run()")  # fmt: skip
+    for env, finalised in (({"LOCAL_RANK": "0", "RANK": "0"}, False), ({}, True)):
+        environ = {k: v for k, v in __import__("os").environ.items() if k not in ("LOCAL_RANK", "RANK", "TORCHELASTIC_RUN_ID")}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**environ, **env})
+        assert done.returncode == 0 and done.stdout.startswith("loralab "), done.stderr
+        assert ("finalised" in done.stdout) is finalised
+
+
+def test_a_rank_whose_rank_0_did_not_fail_says_the_mistake_after_waiting(monkeypatch, capsys):
+    from loralab import cli
+
+    waited = []
+
+    def fail(argv):
+        raise ConfigError("data.path: /data/x.jsonl does not exist")  # e.g. a file missing on this machine only
+
+    monkeypatch.setitem(cli.COMMANDS, "train", (fail, "fails"))
+    monkeypatch.setattr("time.sleep", waited.append)  # the wait ends without a stop from torchrun
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("RANK", "3")
+    assert cli.main(["train", "r.yaml"]) == 2
+    assert waited == [cli.SAME_MISTAKE_SECONDS]
+    assert capsys.readouterr().err.strip() == "loralab: error: data.path: /data/x.jsonl does not exist"

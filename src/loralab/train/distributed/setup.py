@@ -29,6 +29,8 @@ PROBE_SECONDS = 10
 class RankFailure(LoraLabError):
     """A collective failed: another rank died, was killed, or did not answer within the timeout."""
 
+    same_on_every_rank = False
+
 
 def resolve_backend(config: DistributedConfig, device: str) -> str:
     """The backend to use: ``auto`` → nccl on cuda, gloo on cpu; a backend this machine lacks is a ConfigError."""
@@ -48,8 +50,10 @@ def resolve_backend(config: DistributedConfig, device: str) -> str:
 def check_devices(device: str, local_rank: int) -> None:
     """A GPU run needs one GPU per process on each machine."""
     if device.startswith("cuda") and local_rank >= torch.cuda.device_count():
-        raise ConfigError(f"local rank {local_rank} has no GPU: this machine has {torch.cuda.device_count()}; "
+        err = ConfigError(f"local rank {local_rank} has no GPU: this machine has {torch.cuda.device_count()}; "
                           f"start at most that many processes per machine (--nproc-per-node)")  # fmt: skip
+        err.same_on_every_rank = False  # local rank 0 may have its GPU
+        raise err
 
 
 @contextmanager
