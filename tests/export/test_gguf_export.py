@@ -2,7 +2,7 @@
 
 transformers undoes llama.cpp's q/k row permutation when it reads a GGUF, so a file loaded back
 through it gives loralab's logits only if the export permuted exactly as llama.cpp's converter does.
-(llama.cpp itself is not run here: llama-cpp-python is not a test dependency.)
+(llama.cpp itself runs the files in test_llama_cpp.py, where llama-cpp-python is at hand.)
 """
 
 import numpy as np
