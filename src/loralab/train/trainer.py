@@ -394,28 +394,19 @@ class Trainer:
         return path
 
     def _restore(self) -> int:
-        """Load the newest readable checkpoint after checking it fits; damaged newer ones are set aside."""
-        damaged: list[Path] = []
-        for step, path in reversed(self.run_folder.checkpoints()):
-            from loralab.train.distributed.sharded_checkpoint import is_sharded
+        """Load the newest readable checkpoint after checking it fits; damaged newer ones are set aside.
+        Under FSDP every rank makes the same choices: they read the same files."""
+        from loralab.train.distributed.sharded_checkpoint import is_sharded
 
-            if is_sharded(path):  # written by FSDP: read by any number of processes
-                return self._restore_sharded(path)
-            try:
-                step, tensors, state = ckpt.load_checkpoint(path)
+        damaged: list[Path] = []
+        for _, path in reversed(self.run_folder.checkpoints()):
+            try:  # a sharded checkpoint (FSDP) is read by any number of processes
+                step = self._restore_sharded(path) if is_sharded(path) else self._restore_whole(path)
             except ckpt.DamagedCheckpoint as err:
                 say(f"loralab: {err}; trying the previous checkpoint")
                 damaged.append(path)
                 continue
-            self._check_fits(path, tensors, state)
-            with torch.no_grad():
-                for name, param in self.trainable:
-                    param.copy_(tensors[name])
-            try:
-                self.train_step.optimizer.load_state_dict(state["optimizer"])
-            except (ValueError, KeyError, RuntimeError) as err:
-                raise ConfigError(f"checkpoint {path}: its optimiser state does not fit this recipe's optimizer ({err})") from None
-            _set_rng_state(state["rng"])
+            barrier()  # every rank has read its checkpoint before rank 0 sets the damaged ones aside
             if self.role.writes:
                 for bad in damaged:
                     bad.rename(bad.with_name(bad.name + ".damaged"))
@@ -424,15 +415,30 @@ class Trainer:
         raise ConfigError(f"cannot resume {self.run_folder.path}: no checkpoint can be read "
                           f"({', '.join(p.name for p in damaged)} damaged); start again with --force")  # fmt: skip
 
+    def _restore_whole(self, path: Path) -> int:
+        """Resume from a checkpoint of whole tensors (one process, or DDP); DamagedCheckpoint if unreadable."""
+        step, tensors, state = ckpt.load_checkpoint(path)
+        self._check_fits(path, tensors, state)
+        with torch.no_grad():
+            for name, param in self.trainable:
+                param.copy_(tensors[name])
+        try:
+            self.train_step.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise ConfigError(f"checkpoint {path}: its optimiser state does not fit this recipe's optimizer ({err})") from None
+        _set_rng_state(state["rng"])
+        return step
+
     def _restore_sharded(self, path: Path) -> int:
-        """Resume from a checkpoint of sharded weights (FSDP, :mod:`loralab.train.distributed.sharded_checkpoint`)."""
-        from loralab.train.distributed.sharded_checkpoint import load_sharded, read_state
+        """Resume from a checkpoint of sharded weights (FSDP, :mod:`loralab.train.distributed.sharded_checkpoint`);
+        DamagedCheckpoint if its state or a shard file is unreadable or cut short."""
+        from loralab.train.distributed.sharded_checkpoint import check_shards, load_sharded, read_state
 
         step, state = read_state(path)
+        check_shards(path)
         self._check_identity(path, state)
         load_sharded(path, self.model, self.train_step.optimizer)
         _set_rng_state(state["rng"])
-        say(f"loralab: resumed from {path} (step {step} of {self.total_steps})")
         return step
 
     def _check_identity(self, path: Path, state: dict[str, Any]) -> None:

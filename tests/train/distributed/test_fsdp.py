@@ -91,3 +91,49 @@ def test_lora_under_fsdp_equals_one_process_and_its_checkpoint_holds_only_the_ad
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     for key, value in adapter(longer.run_dir).items():
         torch.testing.assert_close(adapter(two_dir)[key], value, rtol=1e-4, atol=2e-5)
+
+
+def test_a_damaged_sharded_checkpoint_is_set_aside_and_the_previous_one_resumes(recipe_file, tmp_path, capsys):
+    path = recipe_file("name=two", "train.micro_batch_size=2", "train.checkpoint_every=2", "distributed.strategy=fsdp")
+    done = torchrun("train", str(path), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    two_dir = tmp_path / "runs" / "two"
+    straight, final = records(two_dir), adapter(two_dir)
+    shard = two_dir / "checkpoints" / "step-00000004" / "sharded" / "__1_0.distcp"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # rank 1's shards cut short (a full disk)
+
+    resumed = resume(two_dir, ["train.micro_batch_size=4"], progress=False)
+    said = capsys.readouterr().out
+    assert "shard file __1_0.distcp holds" in said and "trying the previous checkpoint" in said, said
+    assert "resumed from" in said and "step-00000002 (step 2 of 4)" in said, said
+    assert (two_dir / "checkpoints" / "step-00000004.damaged").is_dir()
+    assert resumed.steps == 4
+    for a, b in zip(records(two_dir), straight, strict=True):  # steps 3 and 4 again, as they were
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    for key, value in final.items():
+        torch.testing.assert_close(adapter(two_dir)[key], value, rtol=1e-4, atol=2e-5)
+
+
+def test_check_shards_finds_missing_and_cut_files_and_a_bad_index(tmp_path):
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    from loralab.train.checkpoint import DamagedCheckpoint
+    from loralab.train.distributed.sharded_checkpoint import SHARDED, check_shards
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one process: DCP warns that torch.distributed is off
+        dcp.save({"a": torch.randn(64, 64), "b": torch.randn(8)}, checkpoint_id=str(tmp_path / SHARDED))
+    check_shards(tmp_path)  # whole: no error
+    (data,) = [p for p in (tmp_path / SHARDED).iterdir() if p.suffix == ".distcp"]
+    whole = data.read_bytes()
+    data.write_bytes(whole[:-1])
+    with pytest.raises(DamagedCheckpoint, match=f"shard file {data.name} holds {len(whole) - 1} of {len(whole)} bytes"):
+        check_shards(tmp_path)
+    data.unlink()
+    with pytest.raises(DamagedCheckpoint, match=f"shard file {data.name} is missing"):
+        check_shards(tmp_path)
+    (tmp_path / SHARDED / ".metadata").write_bytes(b"not a pickle")
+    with pytest.raises(DamagedCheckpoint, match="its shard index"):
+        check_shards(tmp_path)

@@ -79,6 +79,27 @@ def read_state(path: Path) -> tuple[int, dict[str, Any]]:
         raise ckpt.DamagedCheckpoint(f"checkpoint {path} cannot be read ({type(err).__name__})") from None
 
 
+def check_shards(path: Path) -> None:
+    """DamagedCheckpoint unless the DCP metadata reads and every byte range it names is in its file
+    (a missing or truncated shard file). DCP keeps no checksums: damage inside a file shows when loading."""
+    from torch.distributed.checkpoint import FileSystemReader
+
+    folder = path / SHARDED
+    try:
+        storage = FileSystemReader(str(folder)).read_metadata().storage_data
+    except Exception as err:  # noqa: BLE001 — missing, truncated or garbled metadata: the same to the user
+        raise ckpt.DamagedCheckpoint(f"checkpoint {path} cannot be read (its shard index: {type(err).__name__})") from None
+    needed: dict[str, int] = {}
+    for item in storage.values():
+        needed[item.relative_path] = max(needed.get(item.relative_path, 0), item.offset + item.length)
+    for name, size in sorted(needed.items()):
+        file = folder / name
+        have = file.stat().st_size if file.is_file() else -1
+        if have < size:
+            what = "is missing" if have < 0 else f"holds {have} of {size} bytes"
+            raise ckpt.DamagedCheckpoint(f"checkpoint {path} cannot be read (shard file {name} {what})")
+
+
 def load_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Weights and optimiser state from ``path`` into this rank's shards (or the whole model, on one process)."""
     model_state, optim_state = get_state_dict(model, optimizer, options=TRAINABLE)
