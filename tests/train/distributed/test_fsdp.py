@@ -137,3 +137,18 @@ def test_check_shards_finds_missing_and_cut_files_and_a_bad_index(tmp_path):
     (tmp_path / SHARDED / ".metadata").write_bytes(b"not a pickle")
     with pytest.raises(DamagedCheckpoint, match="its shard index"):
         check_shards(tmp_path)
+
+
+@pytest.mark.parametrize(("setting", "rel"), [
+    ("train.gradient_checkpointing=true", 1e-5),  # recomputed activations: the same numbers
+    ("train.precision=bf16", 3e-2),  # FSDP's bf16 MixedPrecisionPolicy against one process's bf16 autocast
+])  # fmt: skip
+def test_full_fine_tuning_under_fsdp_with_activation_checkpointing_or_bf16_equals_one_process(setting, rel, recipe_file, make_recipe, tmp_path):
+    short = ("method=full", "~lora", "optimizer.lr=1e-3", setting)
+    done = torchrun("train", str(recipe_file(*short, "name=two", "train.micro_batch_size=2", "distributed.strategy=fsdp")), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = train(make_recipe(*SETTINGS, *short, "name=one", "train.micro_batch_size=4"), progress=False)
+    mine, theirs = records(tmp_path / "runs" / "two"), records(one.run_dir)
+    assert len(mine) == len(theirs) == 4 and theirs[-1]["loss"] < theirs[0]["loss"] - 0.1
+    for a, b in zip(mine, theirs):
+        assert a["loss"] == pytest.approx(b["loss"], rel=rel), setting
