@@ -3,6 +3,7 @@
 import copy
 
 import pytest
+from labelled_runs import trained_runs
 
 from loralab.data import IGNORE_INDEX, ChatRecord, InstructionRecord, Message, build_dataset, generation_prompt
 from loralab.errors import DataError
@@ -16,20 +17,6 @@ CONVERSATION = ChatRecord(
         Message("assistant", "Rome, of course.\nIt is big."),
     )
 )
-
-
-def trained_runs(example) -> list[list[int]]:
-    """Maximal runs of consecutive trained tokens."""
-    runs, current = [], []
-    for token, label in zip(example.input_ids, example.labels):
-        if label == IGNORE_INDEX:
-            if current:
-                runs.append(current)
-            current = []
-        else:
-            assert label == token
-            current.append(token)
-    return runs + ([current] if current else [])
 
 
 def rendered(tokenizer, messages) -> str:

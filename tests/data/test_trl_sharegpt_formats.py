@@ -5,6 +5,7 @@ import csv
 import json
 
 import pytest
+from labelled_runs import trained_runs
 
 from loralab.data import (
     IGNORE_INDEX,
@@ -44,18 +45,8 @@ def write_jsonl(tmp_path, *rows, name="d.jsonl"):
 
 
 def labelled_text(tokenizer, example) -> list[str]:
-    """The decoded maximal runs of labelled tokens (each label must equal its token)."""
-    runs, current = [], []
-    for token, label in zip(example.input_ids, example.labels):
-        if label == IGNORE_INDEX:
-            if current:
-                runs.append(current)
-            current = []
-        else:
-            assert label == token
-            current.append(token)
-    runs += [current] if current else []
-    return [tokenizer.decode(run) for run in runs]
+    """The decoded maximal runs of labelled tokens."""
+    return [tokenizer.decode(run) for run in trained_runs(example)]
 
 
 # -- records ----------------------------------------------------------------------------------------

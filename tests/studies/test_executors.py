@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from study_recipes import write_base_recipe
 
 from loralab.errors import ConfigError
 from loralab.studies import load_study, plan, read_results, run_study
@@ -50,7 +51,7 @@ def _threads_of_a_worker():
 
 @pytest.fixture(scope="module")
 def base_recipe(tmp_path_factory):
-    """tests/studies/test_study.py's tiny-model recipe (module-wide: the in-process references are run once)."""
+    """The study tests' tiny-model recipe (module-wide: the in-process references are run once)."""
     shared = importlib.util.spec_from_file_location("shared_test_records", Path(__file__).parents[1] / "conftest.py")
     module = importlib.util.module_from_spec(shared)
     shared.loader.exec_module(module)  # tests/conftest.py by path: "conftest" may name another folder's
@@ -59,16 +60,7 @@ def base_recipe(tmp_path_factory):
     folder = tmp_path_factory.mktemp("executors")
     data_file = folder / "tiny.jsonl"
     data_file.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    path = folder / "base.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "base", "method": "lora", "model": {"name": "tiny-llama"},
-        "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj", "lm_head"]},
-        "data": {"path": str(data_file), "max_length": 64},
-        "optimizer": {"lr": 3e-2},
-        "train": {"max_steps": 2, "micro_batch_size": 4, "schedule": "constant", "precision": "fp32"},
-        "eval": {"tasks": [f"ppl:{data_file}"], "limit": 4, "precision": "fp32"},
-    }))  # fmt: skip
-    return path
+    return write_base_recipe(folder, data_file)
 
 
 def _study(folder: Path, base_recipe: Path, name: str, **fields) -> Path:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import yaml
+from study_recipes import write_base_recipe
 
 from loralab.errors import ConfigError
 from loralab.studies import load_study, plan, read_results, run_study
@@ -12,16 +13,7 @@ from loralab.train.runs import RunFolder
 
 @pytest.fixture
 def base_recipe(tmp_path, data_file):
-    path = tmp_path / "base.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "base", "method": "lora", "model": {"name": "tiny-llama"},
-        "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj", "lm_head"]},
-        "data": {"path": str(data_file), "max_length": 64},
-        "optimizer": {"lr": 3e-2},
-        "train": {"max_steps": 2, "micro_batch_size": 4, "schedule": "constant", "precision": "fp32"},
-        "eval": {"tasks": [f"ppl:{data_file}"], "limit": 4, "precision": "fp32"},
-    }))  # fmt: skip
-    return path
+    return write_base_recipe(tmp_path, data_file)
 
 
 def _study(tmp_path, base_recipe, **fields):
