@@ -97,31 +97,36 @@ class TrainStep:
 
     def __call__(self, step: int, batches: list[dict[str, torch.Tensor]]) -> StepResult:
         begin = time.perf_counter()
+        # counted on the host, from the batches as collated: no device read
         total = sum(self.objective.normaliser(batch) for batch in batches)
+        tokens = sum(int(batch["attention_mask"].sum()) for batch in batches if "attention_mask" in batch)
         if self.parallel is not None:
             total = round(self.parallel.sum([total])[0])
         if total == 0:
             raise EmptyStep(f"step {step + 1}: nothing to learn from in the batch (are all responses truncated away?)")
-        loss_sum, metric_sums, tokens = 0.0, {}, 0
+        # the loss and metric sums stay on the device until the step's one read (read_sums), so the host
+        # queues every micro-batch without waiting for the device (a GPU runs ahead)
+        loss_sums: list[torch.Tensor] = []
+        metric_sums: dict[str, list[torch.Tensor | float]] = {}
         for index, batch in enumerate(batches):
-            batch = {key: value.to(self.device) for key, value in batch.items()}
-            if "attention_mask" in batch:
-                tokens += int(batch["attention_mask"].sum())
+            batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
             sync = self.parallel.micro_batch(index == len(batches) - 1) if self.parallel is not None else nullcontext()
             with sync:
                 with (self.autocast or nullcontext)():
                     out = self.objective(self.model, batch)
                 (out.loss_sum / total).backward()
-            loss_sum += float(out.loss_sum.detach())
+            loss_sums.append(out.loss_sum.detach())
             for key, value in out.metrics.items():
-                metric_sums[key] = metric_sums.get(key, 0.0) + float(value)
+                metric_sums.setdefault(key, []).append(value)
+        keys = list(metric_sums)  # the same order on every rank (the same objective)
         if self.parallel is not None:
-            keys = list(metric_sums)  # the same order on every rank (the same objective)
-            loss_sum, tokens, *values = self.parallel.sum([loss_sum, tokens, *(metric_sums[k] for k in keys)])
-            tokens, metric_sums = round(tokens), dict(zip(keys, values))
+            loss_sum, *values = self.read_sums([loss_sums, *(metric_sums[k] for k in keys)])
+            loss_sum, tokens, *values = self.parallel.sum([loss_sum, tokens, *values])
+            tokens = round(tokens)
             grad_norm = self.parallel.clip_grad_norm(self.params, self.max_grad_norm)
         else:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+            loss_sum, *values, grad_norm = self.read_sums([loss_sums, *(metric_sums[k] for k in keys), [norm]])
         loss = loss_sum / total
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
@@ -140,18 +145,27 @@ class TrainStep:
             spoiled = ["a weight shard of another rank"]  # every rank stops at the same step
         if spoiled:
             raise NonFiniteUpdate(step, spoiled)
-        metrics = {key: value / total for key, value in metric_sums.items()}
+        metrics = {key: value / total for key, value in zip(keys, values)}
         return StepResult(loss, grad_norm, multiplier, total, tokens, metrics, time.perf_counter() - begin)
+
+    def read_sums(self, groups: list[list[torch.Tensor | float]]) -> list[float]:
+        """Σ of each group of scalars (tensors on the device, or numbers), read to the host in one transfer."""
+        sums = [torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).reshape(()) for v in group]).sum()
+                for group in groups]  # fmt: skip
+        return torch.stack(sums).tolist() if sums else []
 
 
 def non_finite_parameters(named: list[tuple[str, torch.Tensor]]) -> list[str]:
     """Names of the parameters holding NaN or ±inf.
 
-    One fused norm per parameter first (cheap); only a parameter whose norm is not finite
-    (it may merely have overflowed) is checked element by element.
+    One fused norm per parameter first (cheap), read to the host in one transfer; only a parameter
+    whose norm is not finite (it may merely have overflowed) is checked element by element.
     """
     named = [(name, p) for name, p in named if p.is_floating_point()]
     if not named:
         return []
     norms = torch._foreach_norm([p.detach() for _, p in named])
-    return [name for (name, p), norm in zip(named, norms) if not torch.isfinite(norm) and not bool(torch.isfinite(p.detach()).all())]
+    finite = torch.isfinite(torch.stack([n.float() for n in norms]))
+    if bool(finite.all()):  # the one read of a healthy step
+        return []
+    return [name for (name, p), ok in zip(named, finite.tolist()) if not ok and not bool(torch.isfinite(p.detach()).all())]

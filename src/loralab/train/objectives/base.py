@@ -27,11 +27,12 @@ from torch import nn
 class ObjectiveOutput:
     """``loss_sum``: a scalar tensor to back-propagate (after division by the step's normaliser);
     ``normaliser``: this micro-batch's share of it; ``metrics``: sums over the micro-batch, which the
-    step also divides by the normaliser (e.g. a preference accuracy summed over pairs)."""
+    step also divides by the normaliser (e.g. a preference accuracy summed over pairs); 0-dim tensors
+    left on the device (the step reads all of them at once, at the end of the step) or numbers."""
 
     loss_sum: torch.Tensor
-    normaliser: int
-    metrics: dict[str, float] = field(default_factory=dict)
+    normaliser: int | torch.Tensor  # a 0-dim tensor is not read back: the step counts the normaliser on the host
+    metrics: dict[str, torch.Tensor | float] = field(default_factory=dict)
 
 
 @dataclass

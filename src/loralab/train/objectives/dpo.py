@@ -149,11 +149,11 @@ class PreferenceObjective(Objective):
         loss = terms.loss.sum()
         if self.options.sft_weight:
             loss = loss + self.options.sft_weight * (-policy[:pairs] / counts[:pairs].clamp(min=1)).sum()
-        metrics = {
-            "reward_accuracy": float(terms.accuracy.sum()),
-            "reward_margin": float(terms.margin.sum()),
-            "chosen_log_prob": float(policy[:pairs].detach().sum()),
-            "rejected_log_prob": float(policy[pairs:].detach().sum()),
+        metrics = {  # on the device: the step reads them once
+            "reward_accuracy": terms.accuracy.detach().float().sum(),
+            "reward_margin": terms.margin.detach().float().sum(),
+            "chosen_log_prob": policy[:pairs].detach().float().sum(),
+            "rejected_log_prob": policy[pairs:].detach().float().sum(),
         }
         return ObjectiveOutput(loss, pairs, metrics)
 

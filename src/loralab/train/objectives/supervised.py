@@ -41,10 +41,10 @@ class SupervisedObjective(Objective):
                     output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
                     loss = fused.of(output.logits)
                     if loss is not None:
-                        return ObjectiveOutput(loss, int(keep.sum()))
+                        return ObjectiveOutput(loss, keep.sum())
             self.fuse_head = False  # this model's head cannot be fused: logits from now on
         with head_only_at(model, keep) as restricted:
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         picked = logits if restricted else logits[:, :-1][keep]
         loss = F.cross_entropy(picked.float(), targets[keep], reduction="sum")
-        return ObjectiveOutput(loss, int(keep.sum()))
+        return ObjectiveOutput(loss, keep.sum())
