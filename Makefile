@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Two stamps: the quickstart needs only the runtime; the tests add their oracles (PEFT, pytest, pyarrow)
-# and the optional packages they test for real (datasets, tensorboard, ray).
+# and the optional packages they test for real (datasets, ray, the trackers tensorboard, wandb, mlflow, trackio).
 # --no-compile: byte-compiling every installed module took longer than the rest of the install (2 cores);
 # Python compiles the modules it actually imports on first use.
 RUNTIME := $(VENV)/.installed-runtime

@@ -30,22 +30,26 @@ def run_alternating(script: str, kinds: tuple[str, ...], rounds: int, passthroug
     results: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for round_index in range(rounds):
         for kind in kinds if round_index % 2 == 0 else kinds[::-1]:
-            out = subprocess.run([sys.executable, script, f"--worker={kind}", *passthrough],
-                                 check=True, capture_output=True, text=True).stdout  # fmt: skip
-            results[kind].append(json.loads(out.strip().splitlines()[-1]))
+            done = subprocess.run([sys.executable, script, f"--worker={kind}", *passthrough], capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"the {kind} worker failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+            results[kind].append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"  round {round_index + 1} {kind}: {results[kind][-1]['tokens_per_s']:.0f} tokens/s, "
                   f"{results[kind][-1]['peak_mb']:.0f} MiB", file=sys.stderr)  # fmt: skip
     return results
 
 
-def measure(script: str, doc: str, kinds: tuple[str, ...], worker: Callable[[str, argparse.Namespace], dict], *,
-            rounds: int, steps: int, size: tuple[str, int, str]) -> tuple[argparse.Namespace, dict[str, list[dict]], str] | None:
+def measure(script: str, doc: str, kinds: tuple[str, ...] | Callable[[argparse.Namespace], tuple[str, ...]],
+            worker: Callable[[str, argparse.Namespace], dict], *, rounds: int, steps: int, size: tuple[str, int, str],
+            options: dict[str, dict] | None = None) -> tuple[argparse.Namespace, dict[str, list[dict]], str] | None:
     """The command line of a step benchmark: ``--rounds --steps --warmup SIZE --precision --device``.
 
     In a worker process (``--worker=KIND``) prints ``worker(KIND, args)`` as JSON and returns None;
     otherwise resolves the precision, runs every kind ``rounds`` times in alternating processes and
     returns (args, results by kind, the machine in words). ``size``: (flag, default, help), e.g.
-    ("--pairs", 8, "preference pairs per step").
+    ("--pairs", 8, "preference pairs per step"). ``kinds``: the kinds, or a function of the parsed
+    arguments giving the kinds this run measures. ``options``: further flags, {flag: keyword arguments
+    of ``add_argument``}, handed on to the workers (those whose value is not None).
     """
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=rounds, help="processes per kind (alternating)")
@@ -56,7 +60,10 @@ def measure(script: str, doc: str, kinds: tuple[str, ...], worker: Callable[[str
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="auto: bf16 where the device computes it natively, else fp32 (loralab.models.precision)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--worker", choices=kinds, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=kinds if isinstance(kinds, tuple) else None, help=argparse.SUPPRESS)
+    options = options or {}
+    for option, spec in options.items():
+        parser.add_argument(option, **spec)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args)))
@@ -68,7 +75,10 @@ def measure(script: str, doc: str, kinds: tuple[str, ...], worker: Callable[[str
     args.precision = chosen.name
     passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"{flag}={getattr(args, flag.lstrip('-'))}",
                    f"--precision={args.precision}", f"--device={args.device}"]  # fmt: skip
-    return args, run_alternating(script, kinds, args.rounds, passthrough), machine(args.device)
+    values = {option: getattr(args, option.lstrip("-").replace("-", "_")) for option in options}
+    passthrough += [f"{option}={value}" for option, value in values.items() if value is not None]
+    measured = kinds if isinstance(kinds, tuple) else kinds(args)
+    return args, run_alternating(script, measured, args.rounds, passthrough), machine(args.device)
 
 
 def timed_steps(step: Callable[[], float], warmup: int, steps: int, device) -> tuple[list[float], float]:

@@ -112,11 +112,14 @@ def _local_rank_0_says_it() -> bool:
     before it has said it. True if this rank was stopped so; False after the wait (rank 0 did not fail: say it)."""
     import time
 
+    from loralab.stops import received
+
     try:
-        time.sleep(SAME_MISTAKE_SECONDS)
+        if not received:  # else torchrun's SIGTERM came already (and was lost where Python could not raise it)
+            time.sleep(SAME_MISTAKE_SECONDS)
     except KeyboardInterrupt:
         return True
-    return False
+    return bool(received)
 
 def run() -> NoReturn:
     """The ``loralab`` command and ``python -m loralab``: :func:`main`, then exit with its status.

@@ -35,7 +35,13 @@ def stop_on_signals() -> None:
             signal.signal(signum, _raise_stopped)
 
 
+#: the stop signals :func:`stop_on_signals` turned into Stopped, in order: a Stopped raised where Python
+#: cannot pass it on (a callback, a destructor: "Exception ignored in ...") is lost, the signal is not
+received: list[int] = []
+
+
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    received.append(signum)
     raise Stopped(signum)
 
 

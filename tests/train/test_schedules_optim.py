@@ -56,3 +56,28 @@ def test_optimizer_config_validation():
     with pytest.raises(ConfigError, match="lr"):
         OptimizerConfig(lr=0)
     assert isinstance(build_optimizer(tiny_model(), OptimizerConfig(name="sgd")), torch.optim.SGD)
+
+
+def test_fused_adamw_makes_the_foreach_update_and_auto_picks_foreach_on_cpu():
+    """optimizer.implementation: fused (one kernel; the default on CUDA) and foreach give the same steps."""
+    weights = {}
+    for implementation in ("foreach", "fused", "auto"):
+        torch.manual_seed(0)
+        model = tiny_model("llama")
+        loralab.add_adapter(model, loralab.LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+        opt = build_optimizer(model, OptimizerConfig(lr=1e-2, weight_decay=0.1, implementation=implementation))
+        assert opt.param_groups[0]["fused"] is (True if implementation == "fused" else None)
+        assert opt.param_groups[0]["foreach"] is (None if implementation == "fused" else True)
+        ids = torch.randint(0, model.config.vocab_size, (2, 8), generator=torch.Generator().manual_seed(1))
+        for _ in range(3):
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        weights[implementation] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    moved = weights["foreach"]
+    assert any("lora_B" in n and t.abs().max() > 1e-3 for n, t in moved.items())
+    for name, value in moved.items():
+        torch.testing.assert_close(weights["fused"][name], value, rtol=1e-5, atol=1e-6)
+        assert torch.equal(weights["auto"][name], value)  # auto on the CPU: foreach itself
+    with pytest.raises(ConfigError, match="implementation"):
+        OptimizerConfig(implementation="apex")

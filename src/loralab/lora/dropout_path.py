@@ -57,5 +57,8 @@ class _DropoutThenProject(torch.autograd.Function):
 
 
 def dropout_then_project(x: torch.Tensor, A: torch.Tensor, p: float) -> torch.Tensor:
-    """dropout_p(x) @ Aᵀ, memory-lean in backward (see module docstring)."""
+    """dropout_p(x) @ Aᵀ, memory-lean in backward (see module docstring). Inside ``torch.compile`` it is plain
+    dropout then the projection: the compiler draws and fuses the mask and chooses what backward keeps."""
+    if torch.compiler.is_compiling():
+        return torch.nn.functional.linear(torch.nn.functional.dropout(x, p, True), A)
     return _DropoutThenProject.apply(x, A, p)

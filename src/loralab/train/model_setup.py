@@ -1,6 +1,6 @@
 """The model a recipe trains: the base loaded and made trainable by the recipe's method
-(:mod:`loralab.train.methods`), then what every method shares: dropout in the model, and
-gradient checkpointing or lean activations.
+(:mod:`loralab.train.methods`), then what every method shares: dropout in the model,
+gradient checkpointing or lean activations, and compiled decoder layers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from loralab.errors import ConfigError
+from loralab.models.blocks import decoder_layers
 from loralab.models.lean_activations import enable_lean_activations
 
 if TYPE_CHECKING:
@@ -41,10 +42,29 @@ def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         else:
             raise ConfigError("train.gradient_checkpointing: this model does not support it")
-    elif recipe.train.lean_activations:
+    elif recipe.train.lean_activations and not recipe.train.compile:  # compiled, the compiler chooses what to keep
         enable_lean_activations(model)
+    if recipe.train.compile:
+        compile_layers(model)
     model.train()
     return model
+
+
+#: torch.compile's backend for ``train.compile`` (inductor: generated Triton kernels on GPUs, C++ on CPUs)
+COMPILE_BACKEND = "inductor"
+
+
+def compile_layers(model: nn.Module) -> int:
+    """``torch.compile`` every decoder layer in place (``nn.Module.compile``: parameter names and the state dict
+    stay as they are, so checkpoints, adapters and FSDP see the same model); returns how many. The layers share
+    their code, so one compilation serves all of them; each is compiled when first called."""
+    layers = decoder_layers(model)
+    if not layers:
+        raise ConfigError(f"train.compile: compiles each decoder layer, and {type(model).__name__} names none "
+                          f"(no _no_split_modules); set train.compile: false")  # fmt: skip
+    for layer in layers:
+        layer.compile(backend=COMPILE_BACKEND)
+    return len(layers)
 
 
 def add_output_dropout(model: nn.Module, p: float) -> int:

@@ -9,7 +9,7 @@ Parameter groups:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
@@ -28,12 +28,16 @@ Beta = Annotated[float, "[0, 1)"]
 @dataclass(frozen=True)
 class OptimizerConfig:
     """What optimises: ``name`` (adamw | sgd), lr, AdamW's betas/eps, SGD's momentum, weight decay, LoRA+ ratio.
+    ``implementation``: how AdamW runs — ``fused`` (one kernel for every parameter's update, PyTorch's
+    ``fused=True``), ``foreach`` (a few batched kernels per update), ``auto`` (fused on CUDA, foreach on CPU:
+    the same update to float rounding).
 
     The ranges (see :mod:`loralab.train.schema`) are far wider than any working setting; they
     stop a typo (``lr: 1e30``) or an infinity before it writes NaN weights.
     """
 
     name: str = "adamw"
+    implementation: Literal["auto", "fused", "foreach"] = "auto"  # AdamW's kernels; auto: fused on cuda
     lr: Annotated[float, "(0, 10]"] = 2e-4
     betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: Annotated[float, "(0, 1]"] = 1e-8
@@ -72,5 +76,8 @@ def parameter_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:
 def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
     groups = parameter_groups(model, config)
     if config.name == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+        on_cuda = groups[0]["params"][0].device.type == "cuda"
+        fused = config.implementation == "fused" or (config.implementation == "auto" and on_cuda)
+        kernels = {"fused": True} if fused else {"foreach": True}
+        return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps, **kernels)
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)

@@ -126,7 +126,9 @@ class TrainConfig:
     last one (0: off), at the end, and when the run is stopped by a signal (Ctrl-C, SIGTERM, SIGHUP);
     the newest ``keep_checkpoints`` are kept. ``lean_activations`` keeps for backward only what cannot
     be recomputed cheaply (RMSNorm and SwiGLU outputs are rebuilt; :mod:`loralab.models.lean_activations`);
-    ``gradient_checkpointing`` recomputes whole layers instead. ``report_to`` names experiment trackers that
+    ``gradient_checkpointing`` recomputes whole layers instead. ``compile`` runs each decoder layer through
+    ``torch.compile`` (compiled on first use; the same numbers to float rounding); lean activations are then
+    left to the compiler (its partitioner chooses what backward keeps and what it recomputes). ``report_to`` names experiment trackers that
     get every metrics record and evaluation (:mod:`loralab.train.trackers`; none by default).
     """
 
@@ -142,6 +144,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     gradient_checkpointing: bool = False
     lean_activations: bool = True
+    compile: bool = False  # torch.compile each decoder layer (loralab.train.model_setup.compile_layers)
     seed: Seed = 0
     device: str = "cpu"
     checkpoint_every: Annotated[int, "[0, inf)", "0 turns it off"] = 0

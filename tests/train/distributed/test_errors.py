@@ -128,3 +128,19 @@ def test_a_rank_whose_rank_0_did_not_fail_says_the_mistake_after_waiting(monkeyp
     assert cli.main(["train", "r.yaml"]) == 2
     assert waited == [cli.SAME_MISTAKE_SECONDS]
     assert capsys.readouterr().err.strip() == "loralab: error: data.path: /data/x.jsonl does not exist"
+
+
+def test_a_rank_already_stopped_by_torchrun_does_not_wait_or_speak(monkeypatch, capsys):
+    """torchrun's SIGTERM may come while the rank imports, where the Stopped it raises is swallowed: noted anyway."""
+    from loralab import cli, stops
+
+    def fail(argv):
+        raise ConfigError("train.lr: unknown key")
+
+    monkeypatch.setitem(cli.COMMANDS, "train", (fail, "fails"))
+    monkeypatch.setattr(stops, "received", [15])
+    monkeypatch.setattr("time.sleep", lambda seconds: pytest.fail("waited"))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("RANK", "1")
+    assert cli.main(["train", "r.yaml"]) == 2
+    assert capsys.readouterr().err == ""

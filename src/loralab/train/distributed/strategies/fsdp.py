@@ -32,13 +32,13 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
 from loralab.errors import ConfigError
+from loralab.models.blocks import decoder_layers
 from loralab.train.distributed.strategies.base import Parallel
 
 
-def decoder_layers(model: nn.Module) -> list[nn.Module]:
-    """The model's repeated blocks: modules of the classes transformers names in ``_no_split_modules``."""
-    names = set(getattr(model, "_no_split_modules", None) or ())
-    layers = [m for m in model.modules() if type(m).__name__ in names]
+def sharding_units(model: nn.Module) -> list[nn.Module]:
+    """The decoder layers, each sharded as one unit; a ConfigError when the model names none."""
+    layers = decoder_layers(model)
     if not layers:
         raise ConfigError(f"distributed.strategy: fsdp shards per decoder layer, and {type(model).__name__} names none "
                           f"(no _no_split_modules); use ddp")  # fmt: skip
@@ -52,7 +52,7 @@ class ShardedParallel(Parallel):
 
     def __init__(self, model: nn.Module, device: torch.device, bf16: bool = False) -> None:
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
-        for layer in decoder_layers(model):
+        for layer in sharding_units(model):
             fully_shard(layer, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
         for unit in model.modules():
