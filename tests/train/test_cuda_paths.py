@@ -1,0 +1,58 @@
+"""The CUDA training path against the CPU one and against itself (fused AdamW, compiled layers, QLoRA).
+
+Skipped without a CUDA GPU: the machines of CI have none. Run on a lent GPU with
+``.venv/bin/python -m pytest tests/train/test_cuda_paths.py`` (issue #17).
+"""
+
+import json
+
+import pytest
+import torch
+
+from loralab.train.trainer import train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a lent GPU, issue #17)")
+
+
+def _losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def exact_matmuls():
+    """No TF32: float32 products on the GPU as on the CPU (to rounding)."""
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+@pytest.mark.parametrize("method", [("method=lora",), ("method=qlora", "quant.compute_dtype=float32"), ("method=full", "~lora", "optimizer.lr=1e-3")])
+def test_a_run_on_cuda_trains_as_on_the_cpu(make_recipe, method):
+    steps = ("train.max_steps=4", "lora.dropout=0.0") if "method=full" not in method else ("train.max_steps=4",)
+    cpu = train(make_recipe(*method, *steps, "name=cpu"), progress=False)
+    gpu = train(make_recipe(*method, *steps, "name=gpu", "train.device=cuda"), progress=False)
+    assert _losses(gpu.run_dir) == pytest.approx(_losses(cpu.run_dir), rel=1e-4)
+    record = json.loads((gpu.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["peak_memory_mb"] > 0  # torch.cuda.max_memory_allocated
+
+
+def test_fused_adamw_is_the_cuda_default_and_trains_as_foreach(make_recipe):
+    fused = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=fused", "train.device=cuda"), progress=False)
+    foreach = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=foreach", "train.device=cuda",
+                                "optimizer.implementation=foreach"), progress=False)  # fmt: skip
+    assert _losses(fused.run_dir) == pytest.approx(_losses(foreach.run_dir), rel=1e-5)
+
+
+def test_compiled_layers_on_cuda_train_as_eager_ones(make_recipe):
+    eager = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=eager", "train.device=cuda"), progress=False)
+    compiled = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=compiled", "train.device=cuda",
+                                 "train.compile=true"), progress=False)  # fmt: skip
+    assert _losses(compiled.run_dir) == pytest.approx(_losses(eager.run_dir), rel=1e-4)
+
+
+def test_bf16_on_cuda_stays_near_fp32(make_recipe):
+    fp32 = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=fp32", "train.device=cuda"), progress=False)
+    bf16 = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=bf16", "train.device=cuda",
+                             "train.precision=bf16"), progress=False)  # fmt: skip
+    assert _losses(bf16.run_dir) == pytest.approx(_losses(fp32.run_dir), rel=3e-2)
