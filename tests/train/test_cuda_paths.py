@@ -4,6 +4,7 @@ Skipped without a CUDA GPU: the machines of CI have none. Run on a lent GPU with
 ``.venv/bin/python -m pytest tests/train/test_cuda_paths.py`` (issue #17).
 """
 
+import importlib.util
 import json
 
 import pytest
@@ -56,3 +57,11 @@ def test_bf16_on_cuda_stays_near_fp32(make_recipe):
     bf16 = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=bf16", "train.device=cuda",
                              "train.precision=bf16"), progress=False)  # fmt: skip
     assert _losses(bf16.run_dir) == pytest.approx(_losses(fp32.run_dir), rel=3e-2)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is None, reason="needs liger-kernel (pip install loralab[gpu])")
+def test_liger_kernels_train_as_the_plain_path(make_recipe):
+    plain = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=plain", "train.device=cuda"), progress=False)
+    liger = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=liger", "train.device=cuda",
+                              "train.liger_kernels=true"), progress=False)  # fmt: skip
+    assert _losses(liger.run_dir) == pytest.approx(_losses(plain.run_dir), rel=1e-3)

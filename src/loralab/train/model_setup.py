@@ -29,8 +29,8 @@ def base_model(recipe: Recipe) -> tuple[nn.Module, Any]:
 
 
 def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
-    """Apply the method (adapter, or every weight), then model dropout, and gradient checkpointing
-    or (the default) lean activations."""
+    """Apply the method (adapter, or every weight), then model dropout, gradient checkpointing, Liger's kernels
+    or (the default, uncompiled) lean activations, and compiled layers."""
     recipe.training_method.make_trainable(model, recipe)
     if recipe.model.dropout > 0:
         add_output_dropout(model, recipe.model.dropout)
@@ -42,8 +42,12 @@ def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         else:
             raise ConfigError("train.gradient_checkpointing: this model does not support it")
-    elif recipe.train.lean_activations and not recipe.train.compile:  # compiled, the compiler chooses what to keep
-        enable_lean_activations(model)
+    if recipe.train.liger_kernels:  # Liger's RMSNorm and SwiGLU in place of the lean ones
+        from loralab.models.liger import use_liger_kernels
+
+        use_liger_kernels(model)
+    elif recipe.train.lean_activations and not (recipe.train.gradient_checkpointing or recipe.train.compile):
+        enable_lean_activations(model)  # (compiled, the compiler chooses what backward keeps)
     if recipe.train.compile:
         compile_layers(model)
     model.train()

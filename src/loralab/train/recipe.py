@@ -128,7 +128,9 @@ class TrainConfig:
     be recomputed cheaply (RMSNorm and SwiGLU outputs are rebuilt; :mod:`loralab.models.lean_activations`);
     ``gradient_checkpointing`` recomputes whole layers instead. ``compile`` runs each decoder layer through
     ``torch.compile`` (compiled on first use; the same numbers to float rounding); lean activations are then
-    left to the compiler (its partitioner chooses what backward keeps and what it recomputes). ``report_to`` names experiment trackers that
+    left to the compiler (its partitioner chooses what backward keeps and what it recomputes). ``liger_kernels``
+    puts Liger Kernel's Triton RMSNorm, RoPE and SwiGLU in a Llama-family model on CUDA (they replace the lean
+    activations' RMSNorm and SwiGLU; :mod:`loralab.models.liger`). ``report_to`` names experiment trackers that
     get every metrics record and evaluation (:mod:`loralab.train.trackers`; none by default).
     """
 
@@ -145,6 +147,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     lean_activations: bool = True
     compile: bool = False  # torch.compile each decoder layer (loralab.train.model_setup.compile_layers)
+    liger_kernels: bool = False  # Liger Kernel's RMSNorm, RoPE, SwiGLU (CUDA; loralab.models.liger)
     seed: Seed = 0
     device: str = "cpu"
     checkpoint_every: Annotated[int, "[0, inf)", "0 turns it off"] = 0
@@ -249,6 +252,10 @@ class Recipe:
         that fit the model's layers (from its config, without its weights) and a schedule that reaches its lr."""
         self.data.check_environment()
         check_installed(self.train.report_to)
+        if self.train.liger_kernels:
+            from loralab.models.liger import check_liger
+
+            check_liger(self.train.device)
         train = self.train
         if train.max_steps is not None and train.warmup_steps > train.max_steps:
             say(f"loralab: warning: train.warmup_steps ({train.warmup_steps}) is more than train.max_steps "

@@ -1,4 +1,5 @@
-"""``train.compile``: each decoder layer through torch.compile, training the same numbers as eager PyTorch."""
+"""Speed options: ``train.compile`` (each decoder layer through torch.compile) trains the same numbers as eager
+PyTorch; ``train.liger_kernels`` off CUDA is refused before anything loads."""
 
 import json
 
@@ -30,3 +31,9 @@ def test_compiled_layers_train_as_eager_ones(make_recipe, method):
 def test_a_model_without_named_layers_cannot_be_compiled():
     with pytest.raises(ConfigError, match="train.compile"):
         compile_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_liger_kernels_on_the_cpu_are_refused_before_anything_loads(make_recipe, tmp_path):
+    with pytest.raises(ConfigError, match="train.liger_kernels: Liger's kernels are Triton kernels for CUDA GPUs"):
+        train(make_recipe("train.liger_kernels=true"), progress=False)
+    assert not (tmp_path / "runs").exists()
