@@ -109,7 +109,7 @@ class TrainStep:
         loss_sums: list[torch.Tensor] = []
         metric_sums: dict[str, list[torch.Tensor | float]] = {}
         for index, batch in enumerate(batches):
-            batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+            batch = {key: self.to_device(value) for key, value in batch.items()}
             sync = self.parallel.micro_batch(index == len(batches) - 1) if self.parallel is not None else nullcontext()
             with sync:
                 with (self.autocast or nullcontext)():
@@ -147,6 +147,13 @@ class TrainStep:
             raise NonFiniteUpdate(step, spoiled)
         metrics = {key: value / total for key, value in zip(keys, values)}
         return StepResult(loss, grad_norm, multiplier, total, tokens, metrics, time.perf_counter() - begin)
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the step's device; to a GPU through pinned (page-locked) memory, so the copy is
+        asynchronous and the host goes on queueing work."""
+        if self.device.type == "cuda" and tensor.device.type == "cpu":
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
 
     def read_sums(self, groups: list[list[torch.Tensor | float]]) -> list[float]:
         """Σ of each group of scalars (tensors on the device, or numbers), read to the host in one transfer."""
