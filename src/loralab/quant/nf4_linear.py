@@ -25,6 +25,7 @@ from loralab.lora.targets import register_lora_layer
 from loralab.quant.blockwise import dequantize_nf4, quantize_nf4
 from loralab.quant.config import QuantConfig
 from loralab.quant.double_quant import dequantize_scales, quantize_scales
+from loralab.quant.fused_dequant import dequantize_nf4_fused
 from loralab.quant.matmul import NF4Matmul
 
 _FLOAT32_STATE = ("absmax", "absmax_scale", "absmax_mean")
@@ -89,9 +90,14 @@ class NF4Linear(nn.Module):
 
     @torch.no_grad()
     def dequantize(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Ŵ (d_out, d_in) in ``dtype`` (default: the compute dtype)."""
-        shape = (self.out_features, self.in_features)
-        return dequantize_nf4(self.codes, self.scales(), shape, dtype or self.compute_dtype)
+        """Ŵ (d_out, d_in) in ``dtype`` (default: the compute dtype); on a GPU by one compiled kernel
+        (:mod:`loralab.quant.fused_dequant`, the same bits)."""
+        shape, dtype = (self.out_features, self.in_features), dtype or self.compute_dtype
+        if self.codes.device.type == "cuda":
+            fused = dequantize_nf4_fused(self.codes, self.scales(), shape, dtype)
+            if fused is not None:
+                return fused
+        return dequantize_nf4(self.codes, self.scales(), shape, dtype)
 
     @property
     def device(self) -> torch.device:
