@@ -156,8 +156,9 @@ class TrainStep:
         return tensor.to(self.device, non_blocking=True)
 
     def read_sums(self, groups: list[list[torch.Tensor | float]]) -> list[float]:
-        """Σ of each group of scalars (tensors on the device, or numbers), read to the host in one transfer."""
-        sums = [torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).reshape(()) for v in group]).sum()
+        """Σ of each group of scalars (tensors on the device, or numbers), summed in float64 (as Python floats
+        were) and read to the host in one transfer."""
+        sums = [torch.stack([torch.as_tensor(v, device=self.device).to(torch.float64).reshape(()) for v in group]).sum()
                 for group in groups]  # fmt: skip
         return torch.stack(sums).tolist() if sums else []
 
