@@ -121,6 +121,7 @@ def _local_rank_0_says_it() -> bool:
         return True
     return bool(received)
 
+
 def run() -> NoReturn:
     """The ``loralab`` command and ``python -m loralab``: :func:`main`, then exit with its status.
 
