@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 """Forward + backward of one LoRA linear layer: loralab's ``LoraLinear`` against PEFT's ``lora.Linear``.
 
+loralab's layer runs as one fused autograd function (``loralab.lora.fused_linear``); the row
+``unfused`` is the same layer with ``fused = False`` (base layer and adapter path as separate nodes).
+
 For each dtype (fp32, bf16) × dropout (0, p) the two layers get identical frozen base weights and
 identical factors A, B (B non-zero), an input x that requires grad and a fixed upstream gradient.
 Printed per case:
@@ -97,9 +100,17 @@ def build_cases(d_in: int, d_out: int, r: int, dropout: float, dtype: torch.dtyp
     assert peft.scaling["default"] == scale
     assert ours.lora_A["default"].dtype == dtype and peft.lora_A["default"].weight.dtype == dtype
 
+    separate = LoraLinear(frozen_linear(W, b))  # the same layer with its fused forward/backward switched off
+    separate.add("default", AdapterSpec(r=r, scale=scale, dropout=dropout, init="kaiming"))
+    separate.set_active(["default"])
+    separate.load_state_dict(ours.state_dict())
+    separate.fused = False
+    separate.train()
+
     base = frozen_linear(W, b)
     return {
         "loralab": Case("loralab", ours, ours.lora_A["default"], ours.lora_B["default"]),
+        "unfused": Case("unfused", separate, separate.lora_A["default"], separate.lora_B["default"]),
         "peft": Case("peft", peft, peft.lora_A["default"].weight, peft.lora_B["default"].weight),
         "base": Case("base", base, None, None),
     }
@@ -184,16 +195,19 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def compare(cases: dict[str, Case], x: torch.Tensor, grad_out: torch.Tensor, dtype: torch.dtype) -> tuple[bool, str]:
-    """Same output and gradients (x, A, B) from loralab and PEFT (meant for dropout 0)."""
+    """Same output and gradients (x, A, B) from loralab (fused and unfused) and PEFT (meant for dropout 0)."""
     results = {}
-    for name in ("loralab", "peft"):
+    for name in ("loralab", "unfused", "peft"):
         case = cases[name]
         out = step(case, x, grad_out).detach()
         results[name] = {"out": out, "dx": x.grad.clone(), "dA": case.A.grad.clone(), "dB": case.B.grad.clone()}
         clear_grads(case, x)
     errs = {k: rel_err(results["loralab"][k], results["peft"][k]) for k in results["peft"]}
-    ok = all(e <= TOLERANCE[dtype] for e in errs.values())
-    detail = ", ".join(f"{k} {e:.1e}" for k, e in errs.items())
+    errs_unfused = {k: rel_err(results["loralab"][k], results["unfused"][k]) for k in results["peft"]}
+    ok = all(e <= TOLERANCE[dtype] for e in (*errs.values(), *errs_unfused.values()))
+    detail = ", ".join(f"{k} {e:.1e}" for k, e in errs.items()) + "; fused vs unfused " + ", ".join(
+        f"{k} {e:.1e}" for k, e in errs_unfused.items()
+    )
     return ok, f"rel. err {detail} (tol {TOLERANCE[dtype]:.0e})"
 
 
@@ -291,20 +305,20 @@ def main(argv=None) -> int:
 
             if dropout == 0:
                 ok, detail = compare(cases, x, grad_out, dtype)
-                checks.append((f"{dname} dropout 0: loralab == PEFT (out, dx, dA, dB)", ok, detail))
+                checks.append((f"{dname} dropout 0: loralab == PEFT == loralab unfused (out, dx, dA, dB)", ok, detail))
             elif dname == dtypes[0]:
-                for impl in ("loralab", "peft"):
+                for impl in ("loralab", "unfused", "peft"):
                     ok = gradcheck_with_dropout(impl, dropout, args.bias)
                     checks.append((f"dropout {dropout:g}: {impl} backward matches its forward (fp64 gradcheck, fixed mask)", ok, ""))
 
             reports = {impl: saved_for_backward(cases[impl], x) for impl in cases}
             timed = {k: c for k, c in cases.items() if k != "base" or args.base}
             times = time_interleaved(timed, x, grad_out, args.warmup, args.reps)
-            for impl in ("loralab", "peft", "base"):
+            for impl in ("loralab", "unfused", "peft", "base"):
                 rep = reports[impl]
                 t = times.get(impl)
                 diffs = [a - b for a, b in zip(t, times["base"])] if t and "base" in times and impl != "base" else None
-                paired = [a / b for a, b in zip(t, times["peft"])] if impl == "loralab" else None
+                paired = [a / b for a, b in zip(t, times["peft"])] if impl in ("loralab", "unfused") else None
                 rows.append(
                     dict(
                         dtype=dname,
@@ -335,7 +349,7 @@ def main(argv=None) -> int:
     by_key = {(r["dtype"], r["dropout"], r["impl"]): r for r in rows}
     for r in rows:
         ref = by_key[(r["dtype"], r["dropout"], "peft")]
-        show_ratio = r["impl"] == "loralab"
+        show_ratio = r["impl"] in ("loralab", "unfused")
         t_ratio = f"{r['median'] / ref['median']:6.3f}" if show_ratio else ""
         paired = f"{r['paired']:6.3f}" if show_ratio else ""
         b_ratio = f"{r['excl_x'] / ref['excl_x']:6.3f}" if show_ratio and ref["excl_x"] else ""
@@ -346,6 +360,7 @@ def main(argv=None) -> int:
             f" {t_ratio:>6} {paired:>6} {r['excl_x'] / MB:17.2f} {b_ratio:>6} {r['total'] / MB:9.2f} {r['act'] / MB:8.2f}"
         )
     print("ratio = loralab / PEFT (of the medians; 'paired': median over rounds of loralab / PEFT in the same round).")
+    print("unfused = loralab's LoraLinear with its fused forward/backward switched off (fused = False): the separate path.")
     print("adapter ms (with --base) = median over rounds of (impl − bare frozen base layer) in the same round.")
     print("base = the frozen nn.Linear alone, for reference (timed only with --base).")
     base_saves_x = any(s.kind == "x" for r in rows if r["impl"] == "base" for s in r["report"].unique)

@@ -23,6 +23,7 @@ from torch import nn
 
 from loralab.errors import LoraLabError
 from loralab.lora.delta import adapter_output, compute_dtype, delta_weight
+from loralab.lora.fused_linear import fused_forward
 from loralab.lora.interface import AdapterModule
 from loralab.lora.layout import CONV1D, EMBEDDING, LINEAR, FactorLayout
 from loralab.lora.variants import INIT_SCHEMES, VARIANTS, Variant
@@ -266,7 +267,17 @@ class _MergedGuard(torch.autograd.Function):
 
 
 class LoraLinear(LoraLayer):
-    """LoRA on ``nn.Linear`` (weight: (d_out, d_in))."""
+    """LoRA on ``nn.Linear`` (weight: (d_out, d_in)), or on a 4-bit base that stands in for one.
+
+    With one active plain adapter the forward and backward run as one autograd function
+    (:mod:`loralab.lora.fused_linear`); ``fused = False`` keeps the separate path (tests, benchmarks).
+    """
+
+    fused: bool = True
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        out = None if args or kwargs else fused_forward(self, x)
+        return super().forward(x, *args, **kwargs) if out is None else out
 
     @staticmethod
     def io_features(base_layer: nn.Module) -> tuple[int, int]:
