@@ -1,4 +1,5 @@
-"""The CUDA training path against the CPU one and against itself (fused AdamW, compiled layers, QLoRA).
+"""The CUDA training path against the CPU one and against itself (fused AdamW, compiled layers, QLoRA, Liger,
+the fused LoRA linear).
 
 Skipped without a CUDA GPU: the machines of CI have none. Run on a lent GPU with
 ``.venv/bin/python -m pytest tests/train/test_cuda_paths.py`` (issue #17).
@@ -65,3 +66,48 @@ def test_liger_kernels_train_as_the_plain_path(make_recipe):
     liger = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=liger", "train.device=cuda",
                               "train.liger_kernels=true"), progress=False)  # fmt: skip
     assert _losses(liger.run_dir) == pytest.approx(_losses(plain.run_dir), rel=1e-3)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is None, reason="needs liger-kernel (pip install loralab[gpu])")
+@pytest.mark.parametrize("autocast", [False, True])
+def test_liger_fused_linear_cross_entropy_equals_loralabs_head_loss(autocast):
+    from loralab.models.head_loss import linear_cross_entropy
+    from loralab.models.liger import liger_linear_cross_entropy
+
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    hidden = torch.randn(300, 64, device="cuda", generator=gen, requires_grad=True)
+    weight = (torch.randn(1000, 64, device="cuda", generator=gen) / 8).requires_grad_(True)
+    targets = torch.randint(0, 1000, (300,), device="cuda", generator=gen)
+    results = []
+    for loss_fn in (liger_linear_cross_entropy, linear_cross_entropy):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(hidden, weight, None, targets)
+        loss.backward()
+        results.append([loss.detach(), hidden.grad.clone(), weight.grad.clone()])
+        hidden.grad = weight.grad = None
+    for got, want in zip(*results):
+        torch.testing.assert_close(got.float(), want.float(), rtol=2e-2 if autocast else 1e-4, atol=1e-3 if autocast else 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_lora_linear_on_cuda_equals_the_separate_path(dtype):
+    from torch import nn
+
+    from loralab.lora.layers import AdapterSpec, LoraLinear
+
+    layer = LoraLinear(nn.Linear(256, 192).to("cuda", dtype).requires_grad_(False))
+    layer.add("a", AdapterSpec(r=16, scale=2.0, dropout=0.1))
+    with torch.no_grad():
+        layer.lora_B["a"].normal_()
+    layer.set_active(["a"])
+    x, grad = torch.randn(8, 64, 256, device="cuda", dtype=dtype), torch.randn(8, 64, 192, device="cuda", dtype=dtype)
+    results = []
+    for fused in (True, False):
+        layer.fused = fused
+        x_in = x.clone().requires_grad_(True)
+        torch.manual_seed(3)
+        layer(x_in).backward(grad)
+        results.append([x_in.grad, layer.lora_A["a"].grad.clone(), layer.lora_B["a"].grad.clone()])
+        layer.lora_A["a"].grad = layer.lora_B["a"].grad = None
+    for got, want in zip(*results):
+        torch.testing.assert_close(got.float(), want.float(), rtol=2e-2 if dtype == torch.bfloat16 else 1e-4, atol=1e-2 if dtype == torch.bfloat16 else 1e-5)

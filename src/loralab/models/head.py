@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
+
+#: Σ_i cross-entropy(W h_i + b, y_i) from hidden (N, d), weight (V, d), bias (V,) or None, targets (N,): a scalar
+HeadLoss = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", torch.Tensor], torch.Tensor]
 
 
 def output_head(model: nn.Module) -> nn.Module | None:
@@ -50,15 +53,18 @@ class FusedHeadLoss:
 
 
 @contextmanager
-def fused_head_loss_at(model: nn.Module, keep: torch.Tensor, targets: torch.Tensor) -> Iterator[FusedHeadLoss | None]:
+def fused_head_loss_at(model: nn.Module, keep: torch.Tensor, targets: torch.Tensor,
+                       loss: HeadLoss | None = None) -> Iterator[FusedHeadLoss | None]:  # fmt: skip
     """Within the block the output head returns Σ cross-entropy(head(h), targets) over h[:, :-1][keep]
-    (:func:`~loralab.models.head_loss.linear_cross_entropy`) in place of its logits.
+    in place of its logits, computed by ``loss`` (default: loralab's blocks of rows,
+    :func:`~loralab.models.head_loss.linear_cross_entropy`; Liger's with ``train.liger_kernels``).
 
     Yields None where the head is not a plain ``nn.Linear`` (an adapter on it, a quantized or tied-transposed
     head): the caller computes logits as usual. targets: (N,) with N = keep.sum().
     """
     from loralab.models.head_loss import linear_cross_entropy
 
+    loss = loss or linear_cross_entropy
     head = output_head(model)
     if type(head) is not nn.Linear or "forward" in head.__dict__ or head._forward_pre_hooks or head._forward_hooks:
         yield None
@@ -66,7 +72,7 @@ def fused_head_loss_at(model: nn.Module, keep: torch.Tensor, targets: torch.Tens
     fused = FusedHeadLoss()
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
-        fused.loss = linear_cross_entropy(hidden[:, :-1][keep], head.weight, head.bias, targets)
+        fused.loss = loss(hidden[:, :-1][keep], head.weight, head.bias, targets)
         return fused.loss
 
     head.forward = forward

@@ -3,14 +3,16 @@
 Liger (``pip install liger-kernel``, extra ``loralab[gpu]``) replaces, in this model instance, each RMSNorm's
 and MLP's forward with its fused kernels (the MLP still calls its own ``gate_proj``/``up_proj``/``down_proj``, so
 LoRA layers there keep working), and transformers' Llama ``apply_rotary_pos_emb`` with its own (module-wide:
-every Llama model of the process). The output head and loss stay loralab's (only the labelled positions;
-:mod:`loralab.models.head_loss`). Triton kernels: CUDA only.
+every Llama model of the process). The output head and the cross-entropy run as Liger's fused linear +
+cross-entropy (:func:`liger_linear_cross_entropy`) on the labelled positions only, in place of loralab's
+blocks of rows (:mod:`loralab.models.head_loss`). Triton kernels: CUDA only.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
+import torch
 from torch import nn
 
 from loralab.errors import ConfigError
@@ -40,3 +42,19 @@ def use_liger_kernels(model: nn.Module) -> None:
 
     apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
                                 fused_linear_cross_entropy=False, model=model)  # fmt: skip
+
+
+def liger_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                               targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Σ_i cross-entropy(W h_i + b, y_i) by Liger's fused linear + cross-entropy, for hidden (N, d), weight (V, d),
+    targets (N,): a float32 scalar, as :func:`loralab.models.head_loss.linear_cross_entropy` gives. Under autocast
+    the product runs in the autocast dtype (h, W, b cast to it, as the head's own matmul would be)."""
+    from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+
+    device_type = hidden.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return liger_fused_linear_cross_entropy(hidden, weight, targets, bias, reduction="sum").float()
+    dtype = torch.get_autocast_dtype(device_type)
+    with torch.autocast(device_type, enabled=False):
+        cast_bias = None if bias is None else bias.to(dtype)
+        return liger_fused_linear_cross_entropy(hidden.to(dtype), weight.to(dtype), targets, cast_bias, reduction="sum").float()

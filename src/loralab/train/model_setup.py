@@ -6,7 +6,7 @@ gradient checkpointing or lean activations, and compiled decoder layers.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,15 @@ def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
         compile_layers(model)
     model.train()
     return model
+
+
+def head_loss_for(recipe: Recipe) -> Callable[..., torch.Tensor] | None:
+    """The fused output head + cross-entropy of the run: Liger's with ``train.liger_kernels``, else None (loralab's)."""
+    if not recipe.train.liger_kernels:
+        return None
+    from loralab.models.liger import liger_linear_cross_entropy
+
+    return liger_linear_cross_entropy
 
 
 #: torch.compile's backend for ``train.compile`` (inductor: generated Triton kernels on GPUs, C++ on CPUs)

@@ -130,7 +130,8 @@ class TrainConfig:
     ``torch.compile`` (compiled on first use; the same numbers to float rounding); lean activations are then
     left to the compiler (its partitioner chooses what backward keeps and what it recomputes). ``liger_kernels``
     puts Liger Kernel's Triton RMSNorm, RoPE and SwiGLU in a Llama-family model on CUDA (they replace the lean
-    activations' RMSNorm and SwiGLU; :mod:`loralab.models.liger`). ``report_to`` names experiment trackers that
+    activations' RMSNorm and SwiGLU) and its fused linear + cross-entropy on the labelled positions (in place of
+    loralab's; :mod:`loralab.models.liger`). ``report_to`` names experiment trackers that
     get every metrics record and evaluation (:mod:`loralab.train.trackers`; none by default).
     """
 

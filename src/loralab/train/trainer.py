@@ -55,7 +55,7 @@ from loralab.train.batches import BatchPlan
 from loralab.train.data_setup import training_set
 from loralab.train.distributed.setup import barrier, process_group
 from loralab.train.memory import peak_memory_mb
-from loralab.train.model_setup import autocast, base_model, make_trainable, trainable_named_parameters
+from loralab.train.model_setup import autocast, base_model, head_loss_for, make_trainable, trainable_named_parameters
 from loralab.train.objectives import Objective, RunContext
 from loralab.train.optim import build_optimizer
 from loralab.train.recipe import Recipe
@@ -171,7 +171,7 @@ class Trainer:
         self.trainable = trainable_named_parameters(self.model)
         context = RunContext(self.model, self.tokenizer, self.dataset, self.method.uses_adapter, self._frozen_base, not resume,
                              self.run_folder.path if self.role.writes else None, lambda: autocast(self.precision.name, self.device),
-                             recipe.train.micro_batch_size, self.progress)  # fmt: skip
+                             recipe.train.micro_batch_size, self.progress, head_loss_for(recipe))  # fmt: skip
         self.objective = recipe.training_objective.for_run(recipe.objective_options, context)
         self.dataset = self.objective.training_examples(self.dataset)
         self.collate = self.objective.collator(self.tokenizer)

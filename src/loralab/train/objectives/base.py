@@ -42,7 +42,8 @@ class RunContext:
     ``frozen_base()`` loads a frozen copy of the base model (once); ``fresh``: the model still has
     the base's weights (a new run, not a resumed one); ``folder`` is where the run keeps files (None
     when this process does not write); ``autocast()`` is the training precision's context;
-    ``batch_size`` the micro-batch size; ``progress`` whether to show progress bars.
+    ``batch_size`` the micro-batch size; ``progress`` whether to show progress bars; ``head_loss`` the fused
+    output head + cross-entropy to use (None: loralab's; Liger's with ``train.liger_kernels``).
     """
 
     model: Any
@@ -55,6 +56,7 @@ class RunContext:
     autocast: Callable[[], Any]
     batch_size: int
     progress: bool = False
+    head_loss: Callable[..., Any] | None = None
 
 
 class Objective(ABC):

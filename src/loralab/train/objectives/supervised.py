@@ -17,16 +17,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from loralab.data.records import IGNORE_INDEX
-from loralab.models.head import fused_head_loss_at, head_only_at
-from loralab.train.objectives.base import Objective, ObjectiveOutput
+from loralab.models.head import HeadLoss, fused_head_loss_at, head_only_at
+from loralab.train.objectives.base import Objective, ObjectiveOutput, RunContext
 
 
 class SupervisedObjective(Objective):
     name = "supervised"
 
-    def __init__(self) -> None:
+    def __init__(self, head_loss: HeadLoss | None = None) -> None:
         #: False once the model turned out to transform its head's output (then logits, as usual)
         self.fuse_head = True
+        #: the fused head + cross-entropy (None: loralab's, :mod:`loralab.models.head_loss`)
+        self.head_loss = head_loss
+
+    @classmethod
+    def for_run(cls, options: None, context: RunContext) -> "SupervisedObjective":
+        return cls(context.head_loss)
 
     def normaliser(self, batch: dict[str, torch.Tensor]) -> int:
         """Positions that carry a loss: N above."""
@@ -36,7 +42,7 @@ class SupervisedObjective(Objective):
         targets = batch["labels"][:, 1:]
         keep = targets != IGNORE_INDEX
         if self.fuse_head:
-            with fused_head_loss_at(model, keep, targets[keep]) as fused:
+            with fused_head_loss_at(model, keep, targets[keep], self.head_loss) as fused:
                 if fused is not None:
                     output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
                     loss = fused.of(output.logits)
