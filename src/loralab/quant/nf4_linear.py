@@ -26,6 +26,7 @@ from loralab.quant.blockwise import dequantize_nf4, quantize_nf4
 from loralab.quant.config import QuantConfig
 from loralab.quant.double_quant import dequantize_scales, quantize_scales
 from loralab.quant.fused_dequant import dequantize_nf4_fused
+from loralab.quant.library_dequant import dequantize_nf4_bitsandbytes
 from loralab.quant.matmul import NF4Matmul
 
 _FLOAT32_STATE = ("absmax", "absmax_scale", "absmax_mean")
@@ -90,14 +91,14 @@ class NF4Linear(nn.Module):
 
     @torch.no_grad()
     def dequantize(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Ŵ (d_out, d_in) in ``dtype`` (default: the compute dtype); on a GPU by one compiled kernel
-        (:mod:`loralab.quant.fused_dequant`, the same bits)."""
+        """Ŵ (d_out, d_in) in ``dtype`` (default: the compute dtype), the same bits by every path: on a GPU by one
+        compiled kernel (:mod:`loralab.quant.fused_dequant`), on a CPU by bitsandbytes' kernel where it is installed
+        (:mod:`loralab.quant.library_dequant`), else by :func:`~loralab.quant.blockwise.dequantize_nf4`."""
         shape, dtype = (self.out_features, self.in_features), dtype or self.compute_dtype
-        if self.codes.device.type == "cuda":
-            fused = dequantize_nf4_fused(self.codes, self.scales(), shape, dtype)
-            if fused is not None:
-                return fused
-        return dequantize_nf4(self.codes, self.scales(), shape, dtype)
+        device = self.codes.device.type
+        fast = dequantize_nf4_fused if device == "cuda" else dequantize_nf4_bitsandbytes if device == "cpu" else None
+        out = None if fast is None else fast(self.codes, self.scales(), shape, dtype)
+        return out if out is not None else dequantize_nf4(self.codes, self.scales(), shape, dtype)
 
     @property
     def device(self) -> torch.device:
