@@ -15,7 +15,7 @@ autocast where the device computes bf16 natively, fp32 otherwise) and the same w
   float32 factors, AdamW on the adapter; ``qlora``: the same on a 4-bit NF4 base (loralab's
   ``quantize_base``; PEFT: bitsandbytes through transformers' ``BitsAndBytesConfig``, then
   ``prepare_model_for_kbit_training``, which upcasts the unquantized weights to float32, without gradient
-  checkpointing — CUDA and bitsandbytes only, else skipped); ``full``: every weight trained with AdamW;
+  checkpointing — needs bitsandbytes, on a CPU ≥ 0.46, else skipped); ``full``: every weight trained with AdamW;
 * ``--weights fp32`` (default) or ``bf16``: the dtype the model is built in.
 
 A step is forward, backward and optimiser step:
@@ -28,7 +28,8 @@ A step is forward, backward and optimiser step:
 Under bf16, loralab holds the frozen base linears in bf16 (the trainer does so when training and
 evaluation both run in bf16: autocast computes with exactly those values, so the forward is the same
 bit for bit). ``loralab-no-lean`` (LoRA only) is loralab with ``train.lean_activations: false`` (every activation
-kept), to show what the lean activations save. Each measurement runs in its own process (peak resident memory, ``ru_maxrss``, only ever grows),
+kept), to show what the lean activations save; ``loralab-unfused`` (LoRA only) is loralab with every LoRA linear's
+fused forward/backward switched off (``LoraLinear.fused = False``: base layer and adapter path as separate autograd nodes). Each measurement runs in its own process (peak resident memory, ``ru_maxrss``, only ever grows),
 and the processes alternate loralab, PEFT, loralab, PEFT, ... so that machine noise hits both.
 Printed: tokens/s (median over processes), peak memory (median) and MFU, with the ratio to the
 reference, and whether the targets (tokens/s ≥ 1.5× PEFT's, peak memory ≤ 0.6× PEFT's) are met. With
@@ -55,7 +56,8 @@ import statistics
 from alternating import measure, timed_steps
 
 METHODS = {  # the kinds each method compares: loralab, then its reference, then loralab's variants
-    "lora": ("loralab", "peft", "loralab-no-lean"),  # the last: train.lean_activations=false, for its effect
+    # loralab-no-lean: train.lean_activations=false; loralab-unfused: LoRA linears without their fused function
+    "lora": ("loralab", "peft", "loralab-no-lean", "loralab-unfused"),
     "qlora": ("loralab", "peft"),
     "full": ("loralab", "transformers"),
 }
@@ -74,7 +76,7 @@ OPTIONS = {
     "--layers": dict(type=int, help="keep this many decoder layers (CPU smoke runs)"),
     "--data": dict(choices=["arith", "synthetic"], help="default: arith for smollm2, synthetic for llama-1b"),
     "--seq-len": dict(type=int, default=2048, help="tokens per row of --data synthetic"),
-    "--method": dict(choices=list(METHODS), default="lora", help="qlora's PEFT side needs CUDA and bitsandbytes"),
+    "--method": dict(choices=list(METHODS), default="lora", help="qlora's PEFT side needs bitsandbytes (≥ 0.46 on a CPU)"),
     "--weights": dict(choices=["fp32", "bf16"], default="fp32", help="dtype the model is built in, both sides"),
 }  # fmt: skip
 
@@ -84,12 +86,18 @@ def data_of(args: argparse.Namespace) -> str:
 
 
 def peft_unavailable(args: argparse.Namespace) -> str | None:
-    """Why PEFT's side cannot run here, or None: its QLoRA needs bitsandbytes' 4-bit layers, which need CUDA."""
+    """Why PEFT's side cannot run here, or None: its QLoRA needs bitsandbytes' 4-bit layers (on a CPU: bitsandbytes ≥ 0.46,
+    whose CPU backend has them)."""
     if args.method != "qlora":
         return None
-    if not args.device.startswith("cuda"):
-        return "bitsandbytes' 4-bit NF4 layers need --device cuda"
-    return None if importlib.util.find_spec("bitsandbytes") else "bitsandbytes is not installed"
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "bitsandbytes is not installed"
+    if args.device.startswith("cuda"):
+        return None
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("bitsandbytes").split(".")[:2])
+    return None if (major, minor) >= (0, 46) else "bitsandbytes < 0.46 has no CPU 4-bit layers: use --device cuda"
 
 
 def kinds_of(args: argparse.Namespace) -> tuple[str, ...]:
@@ -162,8 +170,14 @@ def loralab_loss(model, impl: str, args: argparse.Namespace):
         add_adapter(model, LoraConfig(r=16, alpha=32, dropout=0.05, target_modules="all-linear"))
         for param in (p for p in model.parameters() if p.requires_grad):  # float32 factors, as PEFT makes them
             param.data = param.data.float()
-    if impl == "loralab":
+    if impl in ("loralab", "loralab-unfused"):
         enable_lean_activations(model)  # as the trainer does (train.lean_activations, on by default)
+    if impl == "loralab-unfused":
+        from loralab.lora.layers import LoraLinear
+
+        for layer in model.modules():
+            if isinstance(layer, LoraLinear):
+                layer.fused = False
     if args.precision == "bf16":  # as the trainer does: the frozen linears autocast computes in bf16 anyway
         hold_frozen_base_in(model, torch.bfloat16)
     objective = SupervisedObjective()
