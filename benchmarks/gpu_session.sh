@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Issue #17's checks on a lent GPU, as one command that fits one device call (under 600 s) and 15 minutes of
+# device time: the CUDA tests, then benchmarks/train_step.py on a Llama-3.2-1B-shaped model (LoRA, QLoRA, full
+# fine-tuning; 8 × 2048 tokens, bf16) and benchmarks/nf4_dequant.py. Logs go to $OUT (they come back).
+# First, here: bash benchmarks/gpu_prepare.sh. Then the device tool's run with carry [".gpu"] and the command
+#   bash benchmarks/gpu_session.sh
+# A dry run on the CPU (plumbing only: tiny sizes, nothing is measured): DEVICE=cpu bash benchmarks/gpu_session.sh
+set -u
+cd "$(dirname "$0")/.."
+DEVICE=${DEVICE:-cuda}
+OUT=${OUT:-/tmp/gpu_session_out}
+mkdir -p "$OUT"
+[ -d .gpu/whl ] || { echo "no .gpu/: run benchmarks/gpu_prepare.sh first, and carry .gpu"; exit 2; }
+SITE=$(mktemp -d)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --disable-pip-version-check --target "$SITE" .gpu/whl/*.whl || exit 1
+export PYTHONPATH="$PWD/src:$PWD/benchmarks:$SITE" LORALAB_CACHE="$PWD/.gpu/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+PY=python3
+if [ "$DEVICE" = cuda ]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/device.txt" 2>&1
+    SIZE="--model llama-1b --batch 8 --seq-len 2048 --rounds 1 --steps 3"
+    DEQUANT="--reps 30 --warmup 3"
+else  # dry run: one decoder layer, short rows
+    [ -x .venv/bin/python ] && PY=.venv/bin/python
+    echo "cpu (dry run)" > "$OUT/device.txt"
+    SIZE="--model llama-1b --layers 1 --batch 1 --seq-len 64 --rounds 1 --steps 1"
+    DEQUANT="--quick"
+fi
+"$PY" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$OUT/device.txt"
+
+step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, its output to $OUT/NAME.log and the reply
+    local name=$1 limit=$2
+    shift 2
+    echo "=== $name ($(date +%T), limit ${limit}s)"
+    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    echo "=== $name: exit $?"
+    grep -v -E "Warning|warn\(|^\s*$" "$OUT/$name.log" | tail -n 25
+}
+
+step tests 150 "$PY" -m pytest -q -rs tests/train/test_cuda_paths.py tests/lora/test_fused_linear.py
+for method in lora qlora full; do
+    step "train_step_$method" 110 "$PY" benchmarks/train_step.py --device "$DEVICE" $SIZE --precision bf16 --weights bf16 --method "$method"
+done
+step nf4_dequant 60 "$PY" benchmarks/nf4_dequant.py --device "$DEVICE" --dtype bf16 $DEQUANT
+rm -rf "$SITE"
