@@ -1,4 +1,4 @@
-"""What the step benchmarks share: the machine in words, and workers run in alternating processes.
+"""What the benchmarks share: the machine in words, workers run in alternating processes, the spread of timings.
 
 Each measurement runs in its own process (peak resident memory only ever grows), and the order of
 the kinds flips every round, so that machine noise hits all of them.
@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
+
+
+def iqr(values: list[float]) -> float:
+    """The interquartile range of timings (max − min for fewer than four)."""
+    if len(values) < 4:
+        return max(values) - min(values)
+    q = statistics.quantiles(values, n=4)
+    return q[2] - q[0]
 
 
 def machine(device: str) -> str:

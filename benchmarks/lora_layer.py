@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from alternating import iqr
+
 from loralab.lora.layers import AdapterSpec, LoraLinear
 
 try:
@@ -250,13 +252,6 @@ def time_interleaved(cases: dict[str, Case], x: torch.Tensor, grad_out: torch.Te
     for case in cases.values():
         clear_grads(case, x)
     return times
-
-
-def iqr(values: list[float]) -> float:
-    if len(values) < 4:
-        return max(values) - min(values)
-    q = statistics.quantiles(values, n=4)
-    return q[2] - q[0]
 
 
 # -- main ------------------------------------------------------------------------------------------

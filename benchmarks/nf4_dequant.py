@@ -46,6 +46,7 @@ from typing import Callable
 
 import torch
 
+from alternating import iqr
 from loralab.quant.blockwise import dequantize_nf4, quantize_nf4
 from loralab.quant.codebook import nf4_codebook
 from loralab.quant.fused_dequant import dequantize_nf4_fused
@@ -152,13 +153,6 @@ def time_interleaved(impls: list[Impl], device: str, warmup: int, reps: int) -> 
         for impl in impls[i % len(impls):] + impls[: i % len(impls)]:
             times[impl.name].append(timed(impl.run))
     return times
-
-
-def iqr(values: list[float]) -> float:
-    if len(values) < 4:
-        return max(values) - min(values)
-    q = statistics.quantiles(values, n=4)
-    return q[2] - q[0]
 
 
 def agreement(out: torch.Tensor, ref: torch.Tensor) -> str:
