@@ -69,14 +69,14 @@ def kl_to_base(model: Any, tokenizer: Any, documents: Sequence[str], *, window: 
             length = len(rows[index])
             log_p = torch.log_softmax(base[base_row[index], :length].float(), dim=-1)
             log_q = torch.log_softmax(tuned[position, :length].float(), dim=-1)
-            values.append((log_p.exp() * (log_p - log_q)).sum(-1, dtype=torch.float64).cpu())
+            values.append((log_p.exp() * (log_p - log_q)).sum(-1, dtype=torch.float64))  # on the device: read once, below
             if with_perplexity and length >= 2:
-                targets = torch.tensor(rows[index][1:], device=log_q.device)[:, None]
-                nll.append(-log_q[:-1].gather(-1, targets)[:, 0].double().cpu())
-                base_nll.append(-log_p[:-1].gather(-1, targets)[:, 0].double().cpu())
-    per_token = torch.cat(values)
+                targets = torch.tensor(rows[index][1:]).to(log_q.device, non_blocking=True)[:, None]
+                nll.append(-log_q[:-1].gather(-1, targets)[:, 0].double())
+                base_nll.append(-log_p[:-1].gather(-1, targets)[:, 0].double())
+    per_token = torch.cat(values).cpu()
     spread = float(per_token.std()) if len(per_token) > 1 else 0.0
-    ppl, base_ppl = (perplexity_of(torch.cat(nll)), perplexity_of(torch.cat(base_nll))) if with_perplexity else (None, None)
+    ppl, base_ppl = (perplexity_of(torch.cat(nll).cpu()), perplexity_of(torch.cat(base_nll).cpu())) if with_perplexity else (None, None)
     return Divergence(float(per_token.mean()), spread / math.sqrt(len(per_token)), len(per_token), ppl, base_ppl)
 
 

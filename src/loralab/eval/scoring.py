@@ -24,10 +24,10 @@ def token_logprobs(model: Any, rows: Sequence[Sequence[int]], starts: Sequence[i
             row, start = rows[index], starts[index]
             if not 1 <= start <= len(row):
                 raise ConfigError(f"A scored span must start after the first token: start {start}, row length {len(row)}.")
-            targets = torch.tensor(row[start:], dtype=torch.long, device=logprobs.device)
+            targets = torch.tensor(row[start:], dtype=torch.long).to(logprobs.device, non_blocking=True)
             picked = logprobs[position, start - 1 : len(row) - 1].gather(-1, targets[:, None])[:, 0]
-            results[index] = picked.double().cpu()
-    return results
+            results[index] = picked.double()  # left on the device until every batch is queued
+    return [scores.cpu() for scores in results]
 
 
 def batched_logits(model: Any, rows: Sequence[Sequence[int]], batch_size: int) -> Iterator[tuple[list[int], torch.Tensor]]:
