@@ -115,3 +115,17 @@ def test_evaluate_scores_perplexity_and_kl_on_the_same_text_in_one_pass(tmp_path
     for a, b in zip(together, apart):
         assert a.value == pytest.approx(b.value, rel=1e-6) and a.n == b.n
     assert shared_calls < len(calls)  # one tuned pass and one base pass instead of three passes
+
+
+@pytest.mark.parametrize("copies", [1, 4])
+def test_scores_are_read_from_the_device_once_per_pass(tiny, char_tokenizer, monkeypatch, copies):
+    """On a GPU each ``.cpu()`` of a result waits for the queued work: KL and both perplexities are moved once
+    each, whatever the number of windows (counted on the CPU, the same code path)."""
+    model = with_adapter(tiny)
+    randomise_B(model)
+    calls = []
+    real = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    result = kl_to_base(model, char_tokenizer, DOCS * copies, window=8, with_perplexity=True)
+    assert result.tokens > 8 * copies and result.kl > 0
+    assert len(calls) == 3
