@@ -39,36 +39,24 @@ def test_a_run_on_cuda_trains_as_on_the_cpu(make_recipe, method):
     assert record["peak_memory_mb"] > 0  # torch.cuda.max_memory_allocated
 
 
-def test_fused_adamw_is_the_cuda_default_and_trains_as_foreach(make_recipe):
-    fused = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=fused", "train.device=cuda"), progress=False)
-    foreach = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=foreach", "train.device=cuda",
-                                "optimizer.implementation=foreach"), progress=False)  # fmt: skip
-    assert _losses(fused.run_dir) == pytest.approx(_losses(foreach.run_dir), rel=1e-5)
+NEEDS_LIGER = pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is None, reason="needs liger-kernel (pip install loralab[gpu])")
+OPTIONS = [  # (what it changes from the plain CUDA run, relative tolerance of the losses)
+    pytest.param("optimizer.implementation=foreach", 1e-5, id="fused AdamW (the CUDA default) vs foreach"),
+    pytest.param("train.compile=true", 1e-4, id="compiled layers vs eager"),
+    pytest.param("train.precision=bf16", 3e-2, id="bf16 vs fp32"),
+    pytest.param("train.liger_kernels=true", 1e-3, id="Liger's kernels vs the plain path", marks=NEEDS_LIGER),
+]
 
 
-def test_compiled_layers_on_cuda_train_as_eager_ones(make_recipe):
-    eager = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=eager", "train.device=cuda"), progress=False)
-    compiled = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=compiled", "train.device=cuda",
-                                 "train.compile=true"), progress=False)  # fmt: skip
-    assert _losses(compiled.run_dir) == pytest.approx(_losses(eager.run_dir), rel=1e-4)
+@pytest.mark.parametrize("option, rel", OPTIONS)
+def test_an_option_on_cuda_trains_as_the_plain_cuda_run(make_recipe, option, rel):
+    common = ("train.max_steps=4", "lora.dropout=0.0", "train.device=cuda")
+    plain = train(make_recipe(*common, "name=plain"), progress=False)
+    changed = train(make_recipe(*common, "name=changed", option), progress=False)
+    assert _losses(changed.run_dir) == pytest.approx(_losses(plain.run_dir), rel=rel)
 
 
-def test_bf16_on_cuda_stays_near_fp32(make_recipe):
-    fp32 = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=fp32", "train.device=cuda"), progress=False)
-    bf16 = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=bf16", "train.device=cuda",
-                             "train.precision=bf16"), progress=False)  # fmt: skip
-    assert _losses(bf16.run_dir) == pytest.approx(_losses(fp32.run_dir), rel=3e-2)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is None, reason="needs liger-kernel (pip install loralab[gpu])")
-def test_liger_kernels_train_as_the_plain_path(make_recipe):
-    plain = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=plain", "train.device=cuda"), progress=False)
-    liger = train(make_recipe("train.max_steps=4", "lora.dropout=0.0", "name=liger", "train.device=cuda",
-                              "train.liger_kernels=true"), progress=False)  # fmt: skip
-    assert _losses(liger.run_dir) == pytest.approx(_losses(plain.run_dir), rel=1e-3)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is None, reason="needs liger-kernel (pip install loralab[gpu])")
+@NEEDS_LIGER
 @pytest.mark.parametrize("autocast", [False, True])
 def test_liger_fused_linear_cross_entropy_equals_loralabs_head_loss(autocast):
     from loralab.models.head_loss import linear_cross_entropy
