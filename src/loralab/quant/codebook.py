@@ -66,6 +66,12 @@ def nf4_pair_table(device: torch.device | str | None = None) -> torch.Tensor:
 
 
 @functools.cache
+def nf4_codebook_on(device: torch.device) -> torch.Tensor:
+    """``nf4_codebook`` on ``device``, made once (a new host-to-GPU copy per call would wait for the GPU)."""
+    return nf4_codebook(device)
+
+
+@functools.cache
 def nf4_pair_words(device: torch.device) -> torch.Tensor:
     """``nf4_pair_table`` with each row's two float32 values reinterpreted as one int64 word: (256,).
 

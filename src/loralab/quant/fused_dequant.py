@@ -11,21 +11,14 @@ this device), the eager path is used from then on, said once in the log.
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import torch
 
-from loralab.quant.codebook import nf4_codebook
+from loralab.quant.codebook import nf4_codebook_on
 
 _compiled = None
 _unavailable = False
-
-
-@functools.cache
-def _book(device: torch.device) -> torch.Tensor:
-    """The code book on ``device``, made once (a new host-to-GPU copy per call would wait for the GPU)."""
-    return nf4_codebook(device)
 
 
 def _lookup_and_scale(packed: torch.Tensor, scales: torch.Tensor, book: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -44,7 +37,7 @@ def dequantize_nf4_fused(packed: torch.Tensor, scales: torch.Tensor, shape: tupl
     if _compiled is None:
         _compiled = torch.compile(_lookup_and_scale, dynamic=False)
     try:
-        return _compiled(packed, scales, _book(packed.device), dtype).reshape(shape)
+        return _compiled(packed, scales, nf4_codebook_on(packed.device), dtype).reshape(shape)
     except Exception as err:  # noqa: BLE001 — any compiler failure: the eager path computes the same
         _unavailable = True
         logging.getLogger("loralab").info("NF4 dequantisation stays eager: torch.compile failed here (%s)",

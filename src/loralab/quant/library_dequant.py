@@ -18,7 +18,7 @@ import logging
 
 import torch
 
-from loralab.quant.codebook import nf4_codebook
+from loralab.quant.codebook import nf4_codebook_on
 
 #: the block sizes and output dtypes bitsandbytes' 4-bit dequantisation accepts
 BLOCK_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -44,11 +44,6 @@ def _bitsandbytes_functional():
     return functional
 
 
-@functools.cache
-def _book(device: torch.device) -> torch.Tensor:
-    return nf4_codebook(device)
-
-
 def dequantize_nf4_bitsandbytes(packed: torch.Tensor, scales: torch.Tensor, shape: tuple[int, ...],
                                 dtype: torch.dtype) -> torch.Tensor | None:  # fmt: skip
     """Ŵ (``shape``, ``dtype``) from packed codes (numel/2,) uint8 and float32 scales (numel/b,) by bitsandbytes on
@@ -60,6 +55,6 @@ def dequantize_nf4_bitsandbytes(packed: torch.Tensor, scales: torch.Tensor, shap
     functional = _bitsandbytes_functional()
     if functional is None:
         return None
-    state = functional.QuantState(absmax=scales, shape=torch.Size((numel,)), code=_book(packed.device),
+    state = functional.QuantState(absmax=scales, shape=torch.Size((numel,)), code=nf4_codebook_on(packed.device),
                                   blocksize=numel // scales.numel(), quant_type="nf4", dtype=dtype)  # fmt: skip
     return functional.dequantize_4bit(packed.reshape(-1, 1), state).reshape(shape)

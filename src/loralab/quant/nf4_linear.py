@@ -94,11 +94,11 @@ class NF4Linear(nn.Module):
         """Ŵ (d_out, d_in) in ``dtype`` (default: the compute dtype), the same bits by every path: on a GPU by one
         compiled kernel (:mod:`loralab.quant.fused_dequant`), on a CPU by bitsandbytes' kernel where it is installed
         (:mod:`loralab.quant.library_dequant`), else by :func:`~loralab.quant.blockwise.dequantize_nf4`."""
-        shape, dtype = (self.out_features, self.in_features), dtype or self.compute_dtype
+        shape, dtype, scales = (self.out_features, self.in_features), dtype or self.compute_dtype, self.scales()
         device = self.codes.device.type
         fast = dequantize_nf4_fused if device == "cuda" else dequantize_nf4_bitsandbytes if device == "cpu" else None
-        out = None if fast is None else fast(self.codes, self.scales(), shape, dtype)
-        return out if out is not None else dequantize_nf4(self.codes, self.scales(), shape, dtype)
+        out = None if fast is None else fast(self.codes, scales, shape, dtype)
+        return out if out is not None else dequantize_nf4(self.codes, scales, shape, dtype)
 
     @property
     def device(self) -> torch.device:
