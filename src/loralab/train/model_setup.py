@@ -6,7 +6,7 @@ gradient checkpointing or lean activations, and compiled decoder layers.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,7 @@ from torch import nn
 
 from loralab.errors import ConfigError
 from loralab.models.blocks import decoder_layers
+from loralab.models.head import HeadLoss
 from loralab.models.lean_activations import enable_lean_activations
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
     return model
 
 
-def head_loss_for(recipe: Recipe) -> Callable[..., torch.Tensor] | None:
+def head_loss_for(recipe: Recipe) -> HeadLoss | None:
     """The fused output head + cross-entropy of the run: Liger's with ``train.liger_kernels``, else None (loralab's)."""
     if not recipe.train.liger_kernels:
         return None

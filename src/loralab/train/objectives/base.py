@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from loralab.models.head import HeadLoss
+
 
 @dataclass(frozen=True)
 class ObjectiveOutput:
@@ -56,7 +58,7 @@ class RunContext:
     autocast: Callable[[], Any]
     batch_size: int
     progress: bool = False
-    head_loss: Callable[..., Any] | None = None
+    head_loss: HeadLoss | None = None
 
 
 class Objective(ABC):
