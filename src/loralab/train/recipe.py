@@ -30,6 +30,7 @@ import yaml
 
 from loralab.errors import ConfigError
 from loralab.lora.config import LoraConfig
+from loralab.models.attention import ATTENTION
 from loralab.process import say
 from loralab.quant.config import QuantConfig
 from loralab.train.distributed.config import DistributedConfig
@@ -55,17 +56,21 @@ class ModelConfig:
 
     ``dtype`` is the dtype of the weights in memory (trainable weights should stay float32;
     use ``train.precision: bf16`` for bf16 compute). ``dropout`` is applied to every
-    attention and MLP output during training (a regulariser for full fine-tuning).
+    attention and MLP output during training (a regulariser for full fine-tuning). ``attention`` picks
+    the attention kernel (:mod:`loralab.models.attention`; ``auto``: transformers' choice, SDPA).
     """
 
     name: str = "smollm2-135m-instruct"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     dropout: Annotated[float, "[0, 1)"] = 0.0
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         check_fields(self)
         if not self.name:
             raise ConfigError("name: give a model name, folder or hub id")
+        if self.attention not in ATTENTION:
+            raise ConfigError(f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from torch import nn
 
+from loralab.models.attention import set_attention
 from loralab.models.load import load_model
 
 if TYPE_CHECKING:  # the recipe names its method; a method only reads the recipe it is given
@@ -39,8 +40,10 @@ class Method(ABC):
     strategies: ClassVar[tuple[str, ...]] = ("ddp",)
 
     def load_base(self, recipe: Recipe) -> tuple[nn.Module, Any]:
-        """(model, tokenizer): the recipe's base model on its device, ready for ``make_trainable``."""
-        return load_model(recipe.model.name, dtype=recipe.model.dtype, device=recipe.train.device)
+        """(model, tokenizer): the recipe's base model on its device with its attention kernel, ready for ``make_trainable``."""
+        model, tokenizer = load_model(recipe.model.name, dtype=recipe.model.dtype, device=recipe.train.device)
+        set_attention(model, recipe.model.attention)
+        return model, tokenizer
 
     @abstractmethod
     def make_trainable(self, model: nn.Module, recipe: Recipe) -> None:
