@@ -3,7 +3,8 @@
 ``auto`` leaves transformers' choice (SDPA where the model supports it); ``sdpa``, ``eager`` (plain matmul +
 softmax: on a CPU faster for short sequences, as SDPA's CPU flash-attention backward is slow — measured on a
 2-core Xeon with AVX512-BF16, bf16: the quickstart trains at 372–394 tokens/s against 322–338 with SDPA, the same
-peak memory — but it keeps the (batch, heads, L, L) scores, too much for long sequences), ``flash_attention_2`` /
+peak memory, though generation and the KL evaluation ran slower — and it keeps the (batch, heads, L, L)
+scores, too much for long sequences), ``flash_attention_2`` /
 ``flash_attention_3`` (the flash-attn packages, CUDA) and ``flex_attention`` go to transformers'
 ``set_attn_implementation``.
 """
