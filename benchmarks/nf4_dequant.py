@@ -15,7 +15,7 @@ quantized to NF4 (blocks of 64, fp32 absmax scales) and dequantized, Ŵ = NF4[co
   dequantisation, n/64 values, is part of its time); needs numel divisible by 64 · 256;
 * ``bitsandbytes``: ``bitsandbytes.functional.dequantize_4bit`` fed loralab's codes and fp32 scales
   (the same format: high nibble first, same code book), on the CPU its C++ kernel (0.50.2 reads
-  the wrong scales when a row is not a whole number of blocks: d_in % 64 ≠ 0), on CUDA its kernel.
+  the wrong scales when a row is not a whole number of blocks, d_in % 64 ≠ 0, on some CPUs: seen with AVX-512, not with AVX2 only), on CUDA its kernel.
   ``NF4Linear`` runs this on a CPU where bitsandbytes is installed (``loralab.quant.library_dequant``,
   the weight passed flat, which avoids that misreading).
 
@@ -113,7 +113,7 @@ def bitsandbytes_nf4(codes: torch.Tensor, absmax: torch.Tensor, shape: tuple[int
         functional.dequantize_4bit(packed, state)
     except Exception as err:  # noqa: BLE001
         return Impl(name, None, f"n/a ({type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''})")
-    note = "(CPU kernel misreads scales: d_in % 64 ≠ 0)" if codes.device.type == "cpu" and shape[1] % BLOCK else ""
+    note = "(on some CPUs the kernel misreads 2-D scales: d_in % 64 ≠ 0)" if codes.device.type == "cpu" and shape[1] % BLOCK else ""
     return Impl(name, lambda: functional.dequantize_4bit(packed, state), note)
 
 

@@ -6,7 +6,7 @@ computed in float32 and rounded once to the output dtype; so its ``dequantize_4b
 (first-level) scales gives :func:`loralab.quant.blockwise.dequantize_nf4`'s bits (checked against it in
 ``tests/quant/test_nf4_libraries.py``). On a 2-core AVX512 CPU it is 3–7× faster than the eager path
 (``benchmarks/nf4_dequant.py``). The weight is passed flat: bitsandbytes 0.50's CPU kernel picks a 2-D weight's
-scales per row, wrong when a block crosses rows. Optional (``pip install bitsandbytes``, extra ``loralab[nf4]``);
+scales per row, wrong when a block crosses rows (seen with AVX-512, not with AVX2 only). Optional (``pip install bitsandbytes``, extra ``loralab[nf4]``);
 without it, or where it cannot run, None and the caller uses its own path.
 """
 
