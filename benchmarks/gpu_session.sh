@@ -5,6 +5,7 @@
 # First, here: bash benchmarks/gpu_prepare.sh. Then the device tool's run with carry [".gpu"] and the command
 #   bash benchmarks/gpu_session.sh
 # A dry run on the CPU (plumbing only: tiny sizes, nothing is measured): DEVICE=cpu bash benchmarks/gpu_session.sh
+# A second call, if device time is left: PART=2 bash benchmarks/gpu_session.sh (DoRA's step; no tests, no NF4).
 set -u
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cuda}
@@ -36,9 +37,15 @@ step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, its output
     grep -v -E "Warning|warn\(|^\s*$" "$OUT/$name.log" | tail -n 25
 }
 
-step tests 150 "$PY" -m pytest -q -rs tests/train/test_cuda_paths.py tests/lora/test_fused_linear.py
-for method in lora qlora full; do
+PART=${PART:-1}
+if [ "$PART" = 1 ]; then
+    METHODS="lora qlora full"
+    step tests 150 "$PY" -m pytest -q -rs tests/train/test_cuda_paths.py tests/lora/test_fused_linear.py tests/lora/test_fused_dora.py
+else
+    METHODS="dora"
+fi
+for method in $METHODS; do
     step "train_step_$method" 110 "$PY" benchmarks/train_step.py --device "$DEVICE" $SIZE --precision bf16 --weights bf16 --method "$method"
 done
-step nf4_dequant 60 "$PY" benchmarks/nf4_dequant.py --device "$DEVICE" --dtype bf16 $DEQUANT
+[ "$PART" = 1 ] && step nf4_dequant 60 "$PY" benchmarks/nf4_dequant.py --device "$DEVICE" --dtype bf16 $DEQUANT
 rm -rf "$SITE"

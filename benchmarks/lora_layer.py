@@ -3,6 +3,9 @@
 
 loralab's layer runs as one fused autograd function (``loralab.lora.fused_linear``); the row
 ``unfused`` is the same layer with ``fused = False`` (base layer and adapter path as separate nodes).
+``--variant dora`` compares DoRA layers instead (PEFT's ``use_dora``, loralab's ``lora/fused_dora.py``), with a
+magnitude that is not ‖W + ΔL‖; their gradcheck then checks x only (the norm is a constant for autograd by
+design, in PEFT as in loralab, so numerical gradients of A and B differ from both).
 
 For each dtype (fp32, bf16) × dropout (0, p) the two layers get identical frozen base weights and
 identical factors A, B (B non-zero), an input x that requires grad and a fixed upstream gradient.
@@ -20,7 +23,8 @@ Printed per case:
 * with dropout 0, whether both layers give the same output and gradients for x, A, B; with dropout
   > 0, a float64 ``gradcheck`` of each layer's backward under a fixed dropout mask.
 
-Run:  .venv/bin/python benchmarks/lora_layer.py [--quick] [--verbose] [--base] [--tokens N --dim D --rank R --reps K]
+Run:  .venv/bin/python benchmarks/lora_layer.py [--quick] [--verbose] [--base] [--variant lora|dora]
+          [--tokens N --dim D --rank R --reps K]
 """
 
 from __future__ import annotations
@@ -71,8 +75,10 @@ def frozen_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
     return lin
 
 
-def build_cases(d_in: int, d_out: int, r: int, dropout: float, dtype: torch.dtype, bias: bool, seed: int) -> dict[str, Case]:
-    """loralab's and PEFT's layer, and the bare base layer, with the same weights (copied)."""
+def build_cases(d_in: int, d_out: int, r: int, dropout: float, dtype: torch.dtype, bias: bool, seed: int,
+                variant: str = "lora") -> dict[str, Case]:
+    """loralab's and PEFT's layer, and the bare base layer, with the same weights (copied); for DoRA the same
+    magnitude too, ‖W + ΔL‖ scaled per row by a factor in [0.5, 1.5)."""
     gen = torch.Generator().manual_seed(seed)
     W = (torch.randn(d_out, d_in, generator=gen) / d_in**0.5).to(dtype)
     b = (torch.randn(d_out, generator=gen) * 0.1).to(dtype) if bias else None
@@ -82,18 +88,25 @@ def build_cases(d_in: int, d_out: int, r: int, dropout: float, dtype: torch.dtyp
     scale = alpha / r
 
     ours = LoraLinear(frozen_linear(W, b))
-    ours.add("default", AdapterSpec(r=r, scale=scale, dropout=dropout, init="kaiming"))
+    ours.add("default", AdapterSpec(r=r, scale=scale, dropout=dropout, init="kaiming", variant=variant))
     ours.set_active(["default"])
+    dora = variant == "dora"
     with torch.no_grad():
         ours.lora_A["default"].copy_(A)
         ours.lora_B["default"].copy_(B)
+        if dora:
+            norm = torch.linalg.vector_norm(W.double() + scale * B.double() @ A.double(), dim=1)
+            magnitude = (norm * (0.5 + torch.rand(d_out, generator=gen, dtype=torch.float64))).to(dtype)
+            ours.variant_params["default"]["magnitude"].copy_(magnitude)
 
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout)
-    peft = PeftLinear(frozen_linear(W, b), adapter_name="default", config=config, r=r, lora_alpha=alpha)
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, use_dora=dora)
+    peft = PeftLinear(frozen_linear(W, b), adapter_name="default", config=config, r=r, lora_alpha=alpha, use_dora=dora)
     peft.to(dtype)
     with torch.no_grad():
         peft.lora_A["default"].weight.copy_(A)
         peft.lora_B["default"].weight.copy_(B)
+        if dora:
+            peft.lora_magnitude_vector["default"].weight.copy_(magnitude)
     peft.base_layer.requires_grad_(False)
 
     for layer in (ours, peft):
@@ -103,7 +116,7 @@ def build_cases(d_in: int, d_out: int, r: int, dropout: float, dtype: torch.dtyp
     assert ours.lora_A["default"].dtype == dtype and peft.lora_A["default"].weight.dtype == dtype
 
     separate = LoraLinear(frozen_linear(W, b))  # the same layer with its fused forward/backward switched off
-    separate.add("default", AdapterSpec(r=r, scale=scale, dropout=dropout, init="kaiming"))
+    separate.add("default", AdapterSpec(r=r, scale=scale, dropout=dropout, init="kaiming", variant=variant))
     separate.set_active(["default"])
     separate.load_state_dict(ours.state_dict())
     separate.fused = False
@@ -213,20 +226,21 @@ def compare(cases: dict[str, Case], x: torch.Tensor, grad_out: torch.Tensor, dty
     return ok, f"rel. err {detail} (tol {TOLERANCE[dtype]:.0e})"
 
 
-def gradcheck_with_dropout(impl: str, dropout: float, bias: bool) -> bool:
-    """float64 gradcheck of the layer's backward, the dropout mask fixed by re-seeding every call."""
-    cases = build_cases(d_in=12, d_out=10, r=3, dropout=dropout, dtype=torch.float64, bias=bias, seed=1)
+def gradcheck_with_dropout(impl: str, dropout: float, bias: bool, variant: str = "lora") -> bool:
+    """float64 gradcheck of the layer's backward, the dropout mask fixed by re-seeding every call (DoRA: of x only)."""
+    cases = build_cases(d_in=12, d_out=10, r=3, dropout=dropout, dtype=torch.float64, bias=bias, seed=1, variant=variant)
     case = cases[impl]
     x = torch.randn(6, 12, dtype=torch.float64, requires_grad=True)
+    A0 = case.A.detach().clone().requires_grad_(variant == "lora")
+    B0 = case.B.detach().clone().requires_grad_(variant == "lora")
 
-    def fn(x, A, B):
+    def fn(x, *factors):
         with torch.random.fork_rng():
             torch.manual_seed(1234)
-            return torch.func.functional_call(case.layer, _named_factors(case, A, B), (x,))
+            return torch.func.functional_call(case.layer, _named_factors(case, *(factors or (A0, B0))), (x,))
 
-    A0 = case.A.detach().clone().requires_grad_(True)
-    B0 = case.B.detach().clone().requires_grad_(True)
-    return torch.autograd.gradcheck(fn, (x, A0, B0), eps=1e-6, atol=1e-6, raise_exception=False)
+    inputs = (x, A0, B0) if variant == "lora" else (x,)
+    return torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, raise_exception=False)
 
 
 def _named_factors(case: Case, A: torch.Tensor, B: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -265,6 +279,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.05, help="the non-zero dropout, default 0.05")
     p.add_argument("--dtypes", default="fp32,bf16", help="comma-separated, of fp32, bf16")
     p.add_argument("--bias", action="store_true", help="give the base layer a (frozen) bias")
+    p.add_argument("--variant", choices=["lora", "dora"], default="lora", help="plain LoRA (default) or DoRA layers")
     p.add_argument("--base", action="store_true", help="also time the bare frozen base layer (the adapter's share; +50%% run time)")
     p.add_argument("--quick", action="store_true", help="smoke run: 512 tokens, dim 256, rank 8, 3 reps")
     p.add_argument("--verbose", action="store_true", help="list every tensor saved for backward")
@@ -280,7 +295,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     print(
-        f"LoRA linear forward+backward: tokens={args.tokens} d_in=d_out={args.dim} r={args.rank} "
+        f"{'DoRA' if args.variant == 'dora' else 'LoRA'} linear forward+backward: tokens={args.tokens} d_in=d_out={args.dim} r={args.rank} "
         f"bias={args.bias} reps={args.reps} (warm-up {args.warmup}) threads={torch.get_num_threads()} "
         f"torch {torch.__version__}"
     )
@@ -293,7 +308,7 @@ def main(argv=None) -> int:
     for dname in dtypes:
         dtype = DTYPES[dname]
         for dropout in (0.0, args.dropout):
-            cases = build_cases(args.dim, args.dim, args.rank, dropout, dtype, args.bias, args.seed)
+            cases = build_cases(args.dim, args.dim, args.rank, dropout, dtype, args.bias, args.seed, args.variant)
             gen = torch.Generator().manual_seed(args.seed + 1)
             x = torch.randn(args.tokens, args.dim, generator=gen).to(dtype).requires_grad_(True)
             grad_out = torch.randn(args.tokens, args.dim, generator=gen).to(dtype)
@@ -303,8 +318,9 @@ def main(argv=None) -> int:
                 checks.append((f"{dname} dropout 0: loralab == PEFT == loralab unfused (out, dx, dA, dB)", ok, detail))
             elif dname == dtypes[0]:
                 for impl in ("loralab", "unfused", "peft"):
-                    ok = gradcheck_with_dropout(impl, dropout, args.bias)
-                    checks.append((f"dropout {dropout:g}: {impl} backward matches its forward (fp64 gradcheck, fixed mask)", ok, ""))
+                    ok = gradcheck_with_dropout(impl, dropout, args.bias, args.variant)
+                    of = "" if args.variant == "lora" else ", of x"
+                    checks.append((f"dropout {dropout:g}: {impl} backward matches its forward (fp64 gradcheck{of}, fixed mask)", ok, ""))
 
             reports = {impl: saved_for_backward(cases[impl], x) for impl in cases}
             timed = {k: c for k, c in cases.items() if k != "base" or args.base}
@@ -403,14 +419,15 @@ def main(argv=None) -> int:
     print(f"{verdict(not not_less)} saved bytes (excl. x) < PEFT's with dropout > 0{where(not_less)}")
     extra = []
     for a, _ in pairs:
-        if a["dropout"] != 0:
+        if a["dropout"] != 0 or args.variant != "lora":
             continue
         acts = [s for s in a["report"].unique if s.kind == "activation"]
         has_x = any(s.kind == "x" for s in a["report"].unique)
         only_h = len(acts) == 1 and acts[0].shape == (args.tokens, args.rank)
         if not (has_x and only_h):
             extra.append(f"{a['dtype']}: saves x={has_x}, others " + ", ".join(f"{list(s.shape)} {s.dtype}" for s in acts))
-    print(f"{verdict(not extra)} dropout 0: loralab saves only x and x·Aᵀ (besides W, A, B){where(extra)}")
+    if args.variant == "lora":
+        print(f"{verdict(not extra)} dropout 0: loralab saves only x and x·Aᵀ (besides W, A, B){where(extra)}")
     failed = [name for name, ok, _ in checks if not ok]
     print(f"{verdict(not failed)} correctness checks{where(failed)}")
     return 0 if not failed else 1

@@ -15,7 +15,8 @@ autocast where the device computes bf16 natively, fp32 otherwise) and the same w
   float32 factors, AdamW on the adapter; ``qlora``: the same on a 4-bit NF4 base (loralab's
   ``quantize_base``; PEFT: bitsandbytes through transformers' ``BitsAndBytesConfig``, then
   ``prepare_model_for_kbit_training``, which upcasts the unquantized weights to float32, without gradient
-  checkpointing — needs bitsandbytes, on a CPU ≥ 0.46, else skipped); ``full``: every weight trained with AdamW;
+  checkpointing — needs bitsandbytes, on a CPU ≥ 0.46, else skipped); ``dora``: LoRA's setup with DoRA's magnitude
+  (``use_dora`` on both sides); ``full``: every weight trained with AdamW;
 * ``--weights fp32`` (default) or ``bf16``: the dtype the model is built in.
 
 A step is forward, backward and optimiser step:
@@ -28,22 +29,23 @@ A step is forward, backward and optimiser step:
 Under bf16, loralab holds the frozen base linears in bf16 (the trainer does so when training and
 evaluation both run in bf16: autocast computes with exactly those values, so the forward is the same
 bit for bit). ``loralab-no-lean`` (LoRA only) is loralab with ``train.lean_activations: false`` (every activation
-kept), to show what the lean activations save; ``loralab-unfused`` (LoRA only) is loralab with every LoRA linear's
+kept), to show what the lean activations save; ``loralab-unfused`` (LoRA and DoRA) is loralab with every LoRA linear's
 fused forward/backward switched off (``LoraLinear.fused = False``: base layer and adapter path as separate autograd nodes). Each measurement runs in its own process (peak resident memory, ``ru_maxrss``, only ever grows),
 and the processes alternate loralab, PEFT, loralab, PEFT, ... so that machine noise hits both.
 Printed: tokens/s (median over processes), peak memory (median) and MFU, with the ratio to the
 reference, and whether the targets (tokens/s ≥ 1.5× PEFT's, peak memory ≤ 0.6× PEFT's) are met. With
 ``--device cuda`` the memory is ``torch.cuda.max_memory_allocated``.
 
-MFU = tokens/s × FLOPs per token / the GPU's dense bf16 peak, with FLOPs per token 4N for LoRA and
-QLoRA (forward 2N, backward through the activations 2N; the adapters' own FLOPs ignored) and 6N for
+MFU = tokens/s × FLOPs per token / the GPU's dense bf16 peak, with FLOPs per token 4N for LoRA, DoRA and
+QLoRA (forward 2N, backward through the activations 2N; the adapters' own FLOPs ignored, and DoRA's second
+product with W under dropout) and 6N for
 full fine-tuning (the weight gradients too), N the weights of every linear layer (the output head
 once, tied or not; the embedding lookup is no matmul). Attention scores are not counted, nor that
 loralab runs the head at labelled positions only: the FLOPs are the model's, not what each side computes.
 
 Run:  .venv/bin/python benchmarks/train_step.py [--rounds 3] [--steps 4] [--batch 16] [--precision bf16|fp32]
           [--device cuda] [--model smollm2|llama-1b] [--data arith|synthetic] [--seq-len 2048]
-          [--method lora|qlora|full] [--weights fp32|bf16] [--layers N]
+          [--method lora|qlora|dora|full] [--weights fp32|bf16] [--layers N]
 """
 
 from __future__ import annotations
@@ -56,12 +58,14 @@ import statistics
 from alternating import measure, timed_steps
 
 METHODS = {  # the kinds each method compares: loralab, then its reference, then loralab's variants
-    # loralab-no-lean: train.lean_activations=false; loralab-unfused: LoRA linears without their fused function
+    # loralab-no-lean: train.lean_activations=false; loralab-unfused: LoRA / DoRA linears without their fused function
     "lora": ("loralab", "peft", "loralab-no-lean", "loralab-unfused"),
     "qlora": ("loralab", "peft"),
+    "dora": ("loralab", "peft", "loralab-unfused"),
     "full": ("loralab", "transformers"),
 }
 TITLES = {"lora": "LoRA training step, r=16 all-linear", "qlora": "QLoRA training step (NF4 base), r=16 all-linear",
+          "dora": "DoRA training step, r=16 all-linear",
           "full": "full fine-tuning step (every weight, AdamW)"}  # fmt: skip
 LLAMA_1B = dict(  # Llama-3.2-1B's config.json (its rope scaling left out: it changes no FLOP)
     vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
@@ -167,7 +171,7 @@ def loralab_loss(model, impl: str, args: argparse.Namespace):
     if args.method == "full":
         model.requires_grad_(True)
     else:
-        add_adapter(model, LoraConfig(r=16, alpha=32, dropout=0.05, target_modules="all-linear"))
+        add_adapter(model, LoraConfig(r=16, alpha=32, dropout=0.05, target_modules="all-linear", use_dora=args.method == "dora"))
         for param in (p for p in model.parameters() if p.requires_grad):  # float32 factors, as PEFT makes them
             param.data = param.data.float()
     if impl in ("loralab", "loralab-unfused"):
@@ -230,7 +234,8 @@ def worker(impl: str, args: argparse.Namespace) -> dict:
 
             if args.method == "qlora":
                 model = prepare_model_for_kbit_training(in_nf4(model, args), use_gradient_checkpointing=False)
-            model = get_peft_model(model, PeftConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear"))
+            model = get_peft_model(model, PeftConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
+                                                     use_dora=args.method == "dora"))
         else:  # transformers, full fine-tuning
             model.requires_grad_(True)
 

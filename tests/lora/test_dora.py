@@ -11,6 +11,7 @@ from transformers.pytorch_utils import Conv1D
 
 import loralab
 from loralab.errors import AdapterFileError, ConfigError
+from loralab.lora import dropout_path
 from loralab.lora.layers import AdapterSpec, LoraConv1D, LoraEmbedding, LoraLinear
 from loralab.lora.variants import dora as dora_module
 
@@ -77,10 +78,25 @@ def test_peft_dora_adapter_loads_in_loralab_with_same_logits(kind, make_model, t
     torch.testing.assert_close(model(tokens).logits, expected, atol=1e-5, rtol=1e-5)
 
 
+class _LoralabMask(torch.nn.Module):
+    """PEFT's dropout module drawing loralab's keep mask (``dropout_path.dropout``): same seed, same masks."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return dropout_path.dropout(x, self.p) if self.training else x
+
+
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
 def test_training_forward_with_dropout_matches_peft(kind, make_model, tokens, tmp_path):
-    """Dropout applies to x before both W x and B A x (and never to embeddings): same seed, same logits as PEFT."""
+    """Dropout applies to x before both W x and B A x (and never to embeddings): same seed, same logits as PEFT.
+    PEFT's dropout draws loralab's mask (a different random stream from torch's dropout), one per layer as loralab."""
     theirs = _peft_model(kind, make_model, lora_dropout=0.3)
+    for module in theirs.modules():
+        if isinstance(module, peft.tuners.lora.LoraLayer) and "default" in module.lora_dropout:
+            module.lora_dropout["default"] = _LoralabMask(module.lora_dropout["default"].p)
     _save(theirs, tmp_path)
     model = make_model(kind)
     loralab.load_adapter(model, tmp_path)
@@ -206,9 +222,11 @@ def test_dora_layer_gradcheck_in_float64(kind, monkeypatch):
         assert torch.autograd.gradcheck(lambda A_, B_, m_, x_: _call(layer, x_, A_, B_, m_), (A, B, m, x))
 
 
-def test_dropout_in_training_matches_the_formula_and_eval_has_none():
+@pytest.mark.parametrize("fused", [True, False])
+def test_dropout_in_training_matches_the_formula_and_eval_has_none(fused):
     torch.manual_seed(0)
-    layer = LoraLinear(torch.nn.Linear(6, 3))
+    layer = LoraLinear(torch.nn.Linear(6, 3).requires_grad_(False))
+    layer.fused = fused
     layer.add("a", AdapterSpec(r=2, scale=2.0, dropout=0.5, variant="dora"))
     layer.set_active(["a"])
     with torch.no_grad():
@@ -223,7 +241,8 @@ def test_dropout_in_training_matches_the_formula_and_eval_has_none():
     torch.manual_seed(1)
     out = layer(x)
     torch.manual_seed(1)
-    dropped = torch.nn.functional.dropout(x, 0.5, training=True)
+    keep, p_used = dropout_path.keep_mask(x, 0.5)  # the mask drawn from the same seed
+    dropped = x * keep / (1 - p_used)
     expected = x @ W.T + b + (g - 1) * (dropped @ W.T) + g * (dropped @ A.T @ B.T) * 2.0
     torch.testing.assert_close(out, expected)
 

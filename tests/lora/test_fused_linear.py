@@ -129,36 +129,17 @@ def test_4bit_base_same_as_the_separate_path_and_no_dense_weight_kept(autocast, 
     assert (48, 64) not in saved  # Ŵ is dequantized again in backward
 
 
-def _saved_bytes(layer, x):
-    """Bytes of the distinct storages saved for backward by one forward, leaving out x and the parameters."""
-    storages = {}
-
-    def pack(t):
-        storages.setdefault(t.untyped_storage().data_ptr(), t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        layer(x)
-    kept = {x.untyped_storage().data_ptr()} | {p.untyped_storage().data_ptr() for p in layer.parameters()}
-    return sum(t.untyped_storage().nbytes() for ptr, t in storages.items() if ptr not in kept)
-
-
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_saves_no_more_than_the_separate_path(dropout):
+def test_saves_no_more_than_the_separate_path(dropout, saved_bytes):
     """Only the r-wide h (and the 1-byte mask with dropout) besides x and the parameters."""
     layer = _layer(d_in=64, d_out=48, r=8, dropout=dropout)
     x = torch.randn(32, 64, requires_grad=True)
     layer.fused = False
-    separate = _saved_bytes(layer, x)
+    separate = saved_bytes(layer, x)
     layer.fused = True
-    fused = _saved_bytes(layer, x)
+    fused = saved_bytes(layer, x)
     assert fused == 32 * 8 * 4 + (32 * 64 if dropout else 0)
     assert fused <= separate
-
-
-def _dora(layer):
-    layer.add("d", AdapterSpec(r=2, scale=1.0, variant="dora"))
-    layer.set_active(["d"])
 
 
 def _two_active(layer):
@@ -168,7 +149,6 @@ def _two_active(layer):
 
 SEPARATE = {  # why the fused function does not apply: what is done to the layer
     "switched off": lambda layer: setattr(layer, "fused", False),
-    "DoRA": _dora,
     "two active adapters": _two_active,
     "merged adapter": lambda layer: layer.merge(["a"]),
     "base weight trains": lambda layer: layer.base_layer.weight.requires_grad_(True),

@@ -1,5 +1,5 @@
 """The CUDA training path against the CPU one and against itself (fused AdamW, compiled layers, QLoRA, Liger,
-the fused LoRA linear).
+the fused LoRA and DoRA linears).
 
 Skipped without a CUDA GPU: the machines of CI have none. Run on a lent GPU with
 ``.venv/bin/python -m pytest tests/train/test_cuda_paths.py`` (issue #17).
@@ -77,16 +77,19 @@ def test_liger_fused_linear_cross_entropy_equals_loralabs_head_loss(autocast):
         torch.testing.assert_close(got.float(), want.float(), rtol=2e-2 if autocast else 1e-4, atol=1e-3 if autocast else 1e-5)
 
 
+@pytest.mark.parametrize("variant", ["lora", "dora"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_fused_lora_linear_on_cuda_equals_the_separate_path(dtype):
+def test_the_fused_lora_linear_on_cuda_equals_the_separate_path(dtype, variant):
     from torch import nn
 
     from loralab.lora.layers import AdapterSpec, LoraLinear
 
     layer = LoraLinear(nn.Linear(256, 192).to("cuda", dtype).requires_grad_(False))
-    layer.add("a", AdapterSpec(r=16, scale=2.0, dropout=0.1))
+    layer.add("a", AdapterSpec(r=16, scale=2.0, dropout=0.1, variant=variant))
     with torch.no_grad():
         layer.lora_B["a"].normal_()
+        for magnitude in layer.variant_params["a"].values():  # DoRA: a length that is not ‖W + ΔL‖
+            magnitude.mul_(1.5)
     layer.set_active(["a"])
     x, grad = torch.randn(8, 64, 256, device="cuda", dtype=dtype), torch.randn(8, 64, 192, device="cuda", dtype=dtype)
     results = []
@@ -95,7 +98,9 @@ def test_the_fused_lora_linear_on_cuda_equals_the_separate_path(dtype):
         x_in = x.clone().requires_grad_(True)
         torch.manual_seed(3)
         layer(x_in).backward(grad)
-        results.append([x_in.grad, layer.lora_A["a"].grad.clone(), layer.lora_B["a"].grad.clone()])
-        layer.lora_A["a"].grad = layer.lora_B["a"].grad = None
+        parameters = layer.adapter_parameters("a")
+        results.append([x_in.grad, *(p.grad.clone() for p in parameters)])
+        for p in parameters:
+            p.grad = None
     for got, want in zip(*results):
         torch.testing.assert_close(got.float(), want.float(), rtol=2e-2 if dtype == torch.bfloat16 else 1e-4, atol=1e-2 if dtype == torch.bfloat16 else 1e-5)

@@ -10,10 +10,11 @@ from loralab.train.model_setup import add_output_dropout
 from loralab.train.trainer import train
 
 
-@pytest.mark.parametrize("dropout", ["lora.dropout=0.0", "lora.dropout=0.2"])  # recomputed: the same dropout masks
+@pytest.mark.parametrize("dropout", [("lora.dropout=0.0",), ("lora.dropout=0.2",), ("lora.dropout=0.2", "lora.use_dora=true")])
 def test_gradient_checkpointing_gives_the_same_losses(make_recipe, dropout):
-    plain = train(make_recipe("name=plain", "train.max_steps=3", dropout), progress=False)
-    checkpointed = train(make_recipe("name=ckpt", "train.max_steps=3", "train.gradient_checkpointing=true", dropout), progress=False)
+    """Recomputed layers draw the same dropout masks (plain LoRA's and DoRA's fused layers included)."""
+    plain = train(make_recipe("name=plain", "train.max_steps=3", *dropout), progress=False)
+    checkpointed = train(make_recipe("name=ckpt", "train.max_steps=3", "train.gradient_checkpointing=true", *dropout), progress=False)
     losses = [[json.loads(l)["loss"] for l in (r.run_dir / "metrics.jsonl").read_text().splitlines()] for r in (plain, checkpointed)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-6)
     from loralab.train.model_setup import base_model, make_trainable

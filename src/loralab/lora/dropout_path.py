@@ -62,3 +62,12 @@ def dropout_then_project(x: torch.Tensor, A: torch.Tensor, p: float) -> torch.Te
     if torch.compiler.is_compiling():
         return torch.nn.functional.linear(torch.nn.functional.dropout(x, p, True), A)
     return _DropoutThenProject.apply(x, A, p)
+
+
+def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """x ⊙ m / (1 − p') with m from :func:`keep_mask`: the mask the fused layers draw from the same random state.
+    Inside ``torch.compile`` it is plain dropout."""
+    if torch.compiler.is_compiling():
+        return torch.nn.functional.dropout(x, p, True)
+    keep, p_used = keep_mask(x, p)
+    return (x * keep).mul_(1.0 / (1.0 - p_used))

@@ -16,9 +16,9 @@ r-wide h, the 1-byte mask with dropout, and references to W, A, B (a 4-bit base 
 W is dequantized again in backward). Under autocast everything runs in the autocast dtype, as
 the separate path's matmuls do; x is saved as given and cast again in backward.
 
-Used by ``LoraLinear`` for one active plain-LoRA adapter on a frozen ``nn.Linear`` or 4-bit base
-(:func:`fused_forward`); anything else, and code under ``torch.compile`` (the compiler fuses the
-separate path itself), takes the separate path.
+Used by ``LoraLinear`` for one active adapter on a frozen ``nn.Linear`` or 4-bit base (:func:`fused_forward`),
+plain LoRA here and DoRA in :mod:`loralab.lora.fused_dora` (table ``FUSED``); anything else, and code under
+``torch.compile`` (the compiler fuses the separate path itself), takes the separate path.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from loralab.lora.dropout_path import keep_mask
+from loralab.lora.fused_dora import fused_dora
 
 
 class _FusedLoraLinear(torch.autograd.Function):
@@ -85,19 +86,29 @@ class _FusedLoraLinear(torch.autograd.Function):
         return grad_x, None, grad_A, grad_B, None, None, None, None, None
 
 
-def fused_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
-    """``layer(x)`` through :class:`_FusedLoraLinear` where it applies, else None (take the separate path).
+def fused_lora(x, W, A, B, params, bias, quantized, scale: float, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """Plain LoRA's layer output through :class:`_FusedLoraLinear` (``params``: its variant's, none)."""
+    return _FusedLoraLinear.apply(x, W, A, B, bias, quantized, scale, p, dtype)
 
-    It applies to a ``LoraLinear`` with ``fused`` set, exactly one active adapter, plain LoRA, nothing
-    merged, a base that is exactly ``nn.Linear`` with frozen weight and bias, or a 4-bit base (a module
-    with ``dequantize``, its bias frozen), outside ``torch.compile``; without autocast the input, the
-    base weight (or the 4-bit base's compute dtype) and the factors must share one dtype.
+
+#: variant name → its fused layer function ``(x, W, A, B, params, bias, quantized, scale, p, dtype) → y``
+FUSED = {"lora": fused_lora, "dora": fused_dora}
+
+
+def fused_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """``layer(x)`` through its variant's fused function (``FUSED``) where one applies, else None (take the separate path).
+
+    It applies to a ``LoraLinear`` with ``fused`` set, exactly one active adapter of a variant in ``FUSED``,
+    nothing merged, a base that is exactly ``nn.Linear`` with frozen weight and bias, or a 4-bit base (a module
+    with ``dequantize``, its bias frozen), outside ``torch.compile``; without autocast the input, the base
+    weight (or the 4-bit base's compute dtype), the factors and the variant's parameters must share one dtype.
     """
     if not layer.fused or len(layer.active) != 1 or layer.merged or torch.compiler.is_compiling():
         return None
     name = layer.active[0]
     spec = layer.specs[name]
-    if spec.variant != "lora":
+    function = FUSED.get(spec.variant)
+    if function is None:
         return None
     base = layer.base_layer
     quantized = hasattr(base, "dequantize")
@@ -110,11 +121,11 @@ def fused_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     bias = base.bias
     if bias is not None and bias.requires_grad:
         return None
-    A, B = layer.lora_A[name], layer.lora_B[name]
+    A, B, params = layer.lora_A[name], layer.lora_B[name], dict(layer.variant_params[name])
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
-    elif x.dtype == weight_dtype == A.dtype == B.dtype:
+    elif x.dtype == weight_dtype == A.dtype == B.dtype and all(t.dtype == x.dtype for t in params.values()):
         dtype = x.dtype
     else:
         return None
-    return _FusedLoraLinear.apply(x, W, A, B, bias, base if quantized else None, spec.scale, layer.dropout_p(name), dtype)
+    return function(x, W, A, B, params, bias, base if quantized else None, spec.scale, layer.dropout_p(name), dtype)

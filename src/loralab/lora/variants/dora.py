@@ -11,6 +11,8 @@ with x' = dropout(x); without dropout W x' is the base output less its bias, so 
 computed twice. Embeddings (W: (dim, num_embeddings) here, m: (dim,)) have no dropout and no bias:
 y = g ⊙ (base(x) + scale·B A[:, x]). Linear, GPT-2 Conv1D and NF4 bases (W dequantized for the norm).
 File tensor: ``lora_magnitude_vector`` (d_out,), and ``use_dora: true`` in adapter_config.json.
+On a ``LoraLinear`` with one active adapter, :mod:`loralab.lora.fused_dora` computes the same as one autograd
+function (the same mask, the same norm: :func:`direction_norm`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from loralab.lora.delta import compute_dtype
+from loralab.lora import dropout_path
+from loralab.lora.delta import compute_dtype, delta_weight
 from loralab.lora.variants.base import Params, Variant
 
 
 def row_norm(W: torch.Tensor) -> torch.Tensor:
     """‖W[i, :]‖₂ for each output row i: (d_out, d_in) → (d_out,)."""
     return torch.linalg.vector_norm(W, dim=1)
+
+
+@torch.no_grad()
+def direction_norm(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: float) -> torch.Tensor:
+    """‖W + scale·B·A‖ per output row, float32 or better, a constant for autograd: W (d_out, d_in) → (d_out,)."""
+    return row_norm(W.to(compute_dtype(W.dtype)) + delta_weight(A, B, scale))
 
 
 class Dora(Variant):
@@ -44,12 +53,11 @@ class Dora(Variant):
     def output(self, x: torch.Tensor, base_out: torch.Tensor, layer: Any, name: str) -> torch.Tensor:
         magnitude = layer.variant_params[name]["magnitude"]
         W = layer.canonical_weight()  # (d_out, d_in); the current base weight, as the forward of PEFT uses
-        with torch.no_grad():  # a constant in backward
-            norm = row_norm(W.to(compute_dtype(W.dtype)) + layer.delta_weight_canonical(name))
+        norm = direction_norm(W, layer.lora_A[name], layer.lora_B[name], layer.specs[name].scale)
         g = (magnitude / norm).to(base_out.dtype)
         dropout = layer.dropout_p(name)
         if dropout > 0:
-            x = F.dropout(x, dropout, training=True)
+            x = dropout_path.dropout(x, dropout)  # the fused layer's mask (lora/fused_dora.py)
             base_part = F.linear(x.to(W.dtype), W).to(base_out.dtype)
         else:
             bias = layer.base_bias()
