@@ -322,3 +322,59 @@ def test_loraplus_gives_b_its_ratio_and_the_magnitude_the_base_lr(make_model):
         assert group_of[i]["lr"] == 1e-3 and group_of[i]["weight_decay"] == 0.0
     for i in bs:
         assert group_of[i]["lr"] == pytest.approx(16e-3) and group_of[i]["weight_decay"] == 0.1
+
+
+def _changes(layer):
+    """Ways A, B or the base weight change after a forward (each must make the next forward recompute the norm)."""
+    A, B, W = layer.lora_A["a"], layer.lora_B["a"], layer.base_layer.weight
+    return {
+        "A in place (an optimizer step)": lambda: A.add_(0.1),
+        "B in place": lambda: B.mul_(2.0),
+        "base weight in place": lambda: W.mul_(1.5),
+        "A replaced through .data": lambda: setattr(A, "data", A.data * 0.5),
+        "adapter file loaded": lambda: layer.load_adapter_state("a", {k: v * 1.1 for k, v in layer.adapter_state("a").items()}),
+        "merged then unmerged (W rewritten)": lambda: (layer.merge(["a"]), layer.unmerge()),
+    }
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_without_a_graph_the_norm_is_kept_and_recomputed_after_any_change(fused, monkeypatch):
+    """Evaluation and generation reuse ‖W + ΔL‖ across forwards; every change of A, B or W is seen."""
+    calls = []
+    original = dora_module.direction_norm
+    monkeypatch.setattr(dora_module, "direction_norm", lambda *a: calls.append(1) or original(*a))
+    torch.manual_seed(0)
+    layer = LoraLinear(torch.nn.Linear(24, 20).requires_grad_(False))
+    layer.add("a", AdapterSpec(r=4, scale=2.0, variant="dora"))
+    layer.set_active(["a"])
+    with torch.no_grad():
+        layer.lora_B["a"].normal_()
+        layer.variant_params["a"]["magnitude"].mul_(torch.rand(20) + 0.5)
+    layer.fused = fused
+    layer.eval()
+    x = torch.randn(6, 24)
+
+    def expected():
+        W, b, A, B = (t.detach().double() for t in (layer.base_layer.weight, layer.base_layer.bias, layer.lora_A["a"], layer.lora_B["a"]))
+        direction = W + 2.0 * B @ A
+        g = layer.variant_params["a"]["magnitude"].detach().double() / torch.linalg.vector_norm(direction, dim=1)
+        return (x.double() @ (g[:, None] * direction).T + b).float()
+
+    with torch.no_grad():
+        first, second = layer(x), layer(x)
+    assert len(calls) == 1 and torch.equal(first, second)
+    torch.testing.assert_close(first, expected(), rtol=1e-5, atol=1e-5)
+    for what, change in _changes(layer).items():
+        with torch.no_grad():
+            change()
+            before = len(calls)
+            torch.testing.assert_close(layer(x), expected(), rtol=1e-5, atol=1e-5, msg=what)
+            assert len(calls) == before + 1, what
+    layer(x), layer(x)  # building a graph (training): computed at every call, nothing kept
+    assert len(calls) == len(_changes(layer)) + 1 + (0 if fused else 2)
+    with torch.no_grad():
+        layer(x)  # still kept
+        assert len(calls) == len(_changes(layer)) + 1 + (0 if fused else 2)
+        layer.eval()  # setting the mode forgets it (FSDP gathers weights without bumping their version counters)
+        layer(x)
+    assert len(calls) == len(_changes(layer)) + 2 + (0 if fused else 2)

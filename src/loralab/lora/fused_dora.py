@@ -28,23 +28,28 @@ import torch
 import torch.nn.functional as F
 
 from loralab.lora.dropout_path import keep_mask
-from loralab.lora.variants.dora import direction_norm
+from loralab.lora.variants.dora import direction_norm, layer_direction_norm
 
 
 class _FusedDoraLinear(torch.autograd.Function):
-    """``apply(x, W, A, B, m, bias, quantized, scale, p, dtype)`` → y (..., d_out) in ``dtype``.
+    """``apply(x, W, A, B, m, norm, bias, quantized, scale, p, dtype)`` → y (..., d_out) in ``dtype``.
 
-    W is None when the base is ``quantized`` (a module with ``dequantize(dtype)``); W, bias are frozen; m: (d_out,).
+    W is None when the base is ``quantized`` (a module with ``dequantize(dtype)``); W, bias are frozen; m: (d_out,);
+    norm: ‖W + s·B·A‖ (d_out,) if already known, else None (computed here from the W the base multiplies with).
     """
 
     @staticmethod
-    def forward(ctx, x, W, A, B, m, bias, quantized, scale: float, p: float, dtype: torch.dtype):
+    def forward(ctx, x, W, A, B, m, norm, bias, quantized, scale: float, p: float, dtype: torch.dtype):
         d_in, r = x.shape[-1], A.shape[0]
         with torch.autocast(x.device.type, enabled=False):
-            W_source = quantized.dequantize() if W is None else W  # what the separate path's norm reads
-            norm = direction_norm(W_source, A, B, scale)  # (d_out,) float32
+            if norm is None:
+                W_source = quantized.dequantize() if W is None else W  # what the separate path's norm reads
+                norm = direction_norm(W_source, A, B, scale)  # (d_out,) float32
+                W_c = W_source.to(dtype)
+            else:
+                W_c = quantized.dequantize(dtype) if W is None else W.to(dtype)
             g = (m.detach() / norm).to(dtype)
-            x_c, W_c = x.to(dtype), W_source.to(dtype)
+            x_c = x.to(dtype)
             A_c, B_c = A.to(dtype), B.to(dtype)
             keep, c = None, 1.0
             if p > 0:
@@ -98,9 +103,12 @@ class _FusedDoraLinear(torch.autograd.Function):
                     direction = torch.mm(G * (g - 1), W_c).addmm_(u, A_c)
                     grad_x += direction.mul_(keep.reshape(-1, ctx.d_in)).mul_(c)
                 grad_x = grad_x.view(x.shape).to(x.dtype)
-        return grad_x, None, grad_A, grad_B, grad_m, None, None, None, None, None
+        return grad_x, None, grad_A, grad_B, grad_m, None, None, None, None, None, None
 
 
-def fused_dora(x, W, A, B, params, bias, quantized, scale: float, p: float, dtype: torch.dtype) -> torch.Tensor:
-    """The DoRA layer's output through :class:`_FusedDoraLinear` (``params``: the adapter's variant parameters)."""
-    return _FusedDoraLinear.apply(x, W, A, B, params["magnitude"], bias, quantized, scale, p, dtype)
+def fused_dora(layer, name: str, x, W, bias, quantized, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """Adapter ``name``'s DoRA layer output through :class:`_FusedDoraLinear`; where no graph is built, with the
+    norm the layer keeps between calls (:func:`~loralab.lora.variants.dora.layer_direction_norm`)."""
+    A, B, m = layer.lora_A[name], layer.lora_B[name], layer.variant_params[name]["magnitude"]
+    norm = None if torch.is_grad_enabled() else layer_direction_norm(layer, name, W)
+    return _FusedDoraLinear.apply(x, W, A, B, m, norm, bias, quantized, layer.specs[name].scale, p, dtype)

@@ -86,12 +86,12 @@ class _FusedLoraLinear(torch.autograd.Function):
         return grad_x, None, grad_A, grad_B, None, None, None, None, None
 
 
-def fused_lora(x, W, A, B, params, bias, quantized, scale: float, p: float, dtype: torch.dtype) -> torch.Tensor:
-    """Plain LoRA's layer output through :class:`_FusedLoraLinear` (``params``: its variant's, none)."""
-    return _FusedLoraLinear.apply(x, W, A, B, bias, quantized, scale, p, dtype)
+def fused_lora(layer, name: str, x, W, bias, quantized, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """Plain LoRA adapter ``name``'s layer output through :class:`_FusedLoraLinear`."""
+    return _FusedLoraLinear.apply(x, W, layer.lora_A[name], layer.lora_B[name], bias, quantized, layer.specs[name].scale, p, dtype)
 
 
-#: variant name → its fused layer function ``(x, W, A, B, params, bias, quantized, scale, p, dtype) → y``
+#: variant name → its fused layer function ``(layer, adapter name, x, W, bias, quantized base, dropout p, dtype) → y``
 FUSED = {"lora": fused_lora, "dora": fused_dora}
 
 
@@ -128,4 +128,4 @@ def fused_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
         dtype = x.dtype
     else:
         return None
-    return function(x, W, A, B, params, bias, base if quantized else None, spec.scale, layer.dropout_p(name), dtype)
+    return function(layer, name, x, W, bias, base if quantized else None, layer.dropout_p(name), dtype)

@@ -56,6 +56,7 @@ class LoraLayer(nn.Module, AdapterModule):
         self.active: tuple[str, ...] = ()
         self.merged: list[str] = []
         self.merge_memos: dict[str, object] = {}  # what a variant needs to unmerge (DoRA: the norm at merge)
+        self.variant_memos: dict[str, object] = {}  # what a variant keeps between forwards (DoRA: its norm in evaluation)
 
     # -- shapes ------------------------------------------------------------------------
     @staticmethod
@@ -93,6 +94,7 @@ class LoraLayer(nn.Module, AdapterModule):
         self.lora_B[name] = nn.Parameter(B)
         self.variant_params[name] = nn.ParameterDict({k: nn.Parameter(v.to(dtype)) for k, v in start.items()})
         self.specs[name] = spec
+        self.variant_memos.pop(name, None)
 
     @staticmethod
     def factor_dtype_device(base_layer: nn.Module) -> tuple[torch.dtype, torch.device]:
@@ -142,6 +144,7 @@ class LoraLayer(nn.Module, AdapterModule):
         merged = [n for n in self.merged if n != name]
         self.unmerge()
         del self.lora_A[name], self.lora_B[name], self.variant_params[name], self.specs[name]
+        self.variant_memos.pop(name, None)
         self.active = tuple(n for n in self.active if n != name)
         self.remerge(merged)
 
@@ -235,6 +238,12 @@ class LoraLayer(nn.Module, AdapterModule):
         """
         trainable = next(((n, p) for n in self.merged for p in self.adapter_parameters(n) if p.requires_grad), None)
         return out if trainable is None else _MergedGuard.apply(out, trainable[1], trainable[0])
+
+    def train(self, mode: bool = True) -> "LoraLayer":
+        """``nn.Module.train``; also forgets what variants kept between forwards (each evaluation starts afresh, which
+        matters where a version counter does not see a change: FSDP gathers weights without bumping it)."""
+        self.variant_memos.clear()
+        return super().train(mode)
 
     def dropout_p(self, name: str) -> float:
         """The drop probability of adapter ``name``'s input now: its dropout in training, 0 in eval."""

@@ -38,6 +38,32 @@ def direction_norm(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: flo
     return row_norm(W.to(compute_dtype(W.dtype)) + delta_weight(A, B, scale))
 
 
+def _state_key(layer: Any, name: str) -> tuple:
+    """What the norm of adapter ``name`` reads, as (address, version, dtype, shape) of A, B and every tensor of the
+    base layer: an in-place change bumps a version, a replaced tensor changes the address, dtype or shape."""
+    tensors = (layer.lora_A[name], layer.lora_B[name], *layer.base_layer.parameters(), *layer.base_layer.buffers())
+    return tuple((t.data_ptr(), t._version, t.dtype, t.shape) for t in tensors)
+
+
+def layer_direction_norm(layer: Any, name: str, W: torch.Tensor | None = None) -> torch.Tensor:
+    """``direction_norm`` of adapter ``name`` on ``layer`` (W: the canonical base weight, read if not given).
+
+    Where no graph is built (evaluation, generation: one forward per token), the norm is kept on the layer and
+    reused while A, B and the base are unchanged, instead of forming (d_out, d_in) matrices at every call; it is
+    forgotten whenever the layer's ``train``/``eval`` mode is set (``LoraLayer.train``).
+    """
+    A, B, scale = layer.lora_A[name], layer.lora_B[name], layer.specs[name].scale
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return direction_norm(layer.canonical_weight() if W is None else W, A, B, scale)
+    key = _state_key(layer, name)
+    kept = layer.variant_memos.get(name)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    norm = direction_norm(layer.canonical_weight() if W is None else W, A, B, scale)
+    layer.variant_memos[name] = (key, norm)
+    return norm
+
+
 class Dora(Variant):
     name = "dora"
     config_field = "use_dora"
@@ -52,10 +78,10 @@ class Dora(Variant):
 
     def output(self, x: torch.Tensor, base_out: torch.Tensor, layer: Any, name: str) -> torch.Tensor:
         magnitude = layer.variant_params[name]["magnitude"]
-        W = layer.canonical_weight()  # (d_out, d_in); the current base weight, as the forward of PEFT uses
-        norm = direction_norm(W, layer.lora_A[name], layer.lora_B[name], layer.specs[name].scale)
-        g = (magnitude / norm).to(base_out.dtype)
         dropout = layer.dropout_p(name)
+        W = layer.canonical_weight() if dropout > 0 else None  # (d_out, d_in); the current base weight, as PEFT's
+        norm = layer_direction_norm(layer, name, W)
+        g = (magnitude / norm).to(base_out.dtype)
         if dropout > 0:
             x = dropout_path.dropout(x, dropout)  # the fused layer's mask (lora/fused_dora.py)
             base_part = F.linear(x.to(W.dtype), W).to(base_out.dtype)
