@@ -8,6 +8,7 @@ subprocess and each wait has a deadline, and a study process left behind is kill
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -218,11 +219,13 @@ def test_sigterm_stops_the_workers_trials_at_a_checkpoint_and_a_rerun_finishes_t
     assert code == 128 + signal.SIGTERM, output
     status = json.loads((study.folder / "status.json").read_text())
     stopped = [run for run in runs if not RunFolder(run).finished()]  # both, unless one was far ahead of the other
-    assert stopped and f"stopping: waiting for {len(stopped)} running trial" in output, output
+    waiting = re.search(r"stopping: waiting for (\d+) running trials? to save", output)
+    # a trial may finish its last step after the signal came: then more were waited for than are left unfinished
+    assert stopped and waiting and int(waiting.group(1)) >= len(stopped), output
     kept = {}
     for run in runs:
-        if run not in stopped:
-            assert status[run.name]["status"] == "done"
+        if run not in stopped:  # finished: "planned" (reported stopped) when the signal reached it after its last step
+            assert status[run.name]["status"] in ("done", "planned")
             continue
         trial_log = (study.folder / "logs" / f"{run.name}.log").read_text()
         assert "stopped by SIGTERM" in trial_log, trial_log[-2000:]
