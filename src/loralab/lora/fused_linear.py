@@ -88,7 +88,8 @@ class _FusedLoraLinear(torch.autograd.Function):
 
 def fused_lora(layer, name: str, x, W, bias, quantized, p: float, dtype: torch.dtype) -> torch.Tensor:
     """Plain LoRA adapter ``name``'s layer output through :class:`_FusedLoraLinear`."""
-    return _FusedLoraLinear.apply(x, W, layer.lora_A[name], layer.lora_B[name], bias, quantized, layer.specs[name].scale, p, dtype)
+    A, B, scale = layer.lora_A[name], layer.lora_B[name], layer.specs[name].scale
+    return _FusedLoraLinear.apply(x, W, A, B, bias, quantized, scale, p, dtype)
 
 
 #: variant name → its fused layer function ``(layer, adapter name, x, W, bias, quantized base, dropout p, dtype) → y``
