@@ -122,10 +122,10 @@ def fused_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     bias = base.bias
     if bias is not None and bias.requires_grad:
         return None
-    A, B, params = layer.lora_A[name], layer.lora_B[name], dict(layer.variant_params[name])
+    A, B = layer.lora_A[name], layer.lora_B[name]
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
-    elif x.dtype == weight_dtype == A.dtype == B.dtype and all(t.dtype == x.dtype for t in params.values()):
+    elif x.dtype == weight_dtype == A.dtype == B.dtype and all(t.dtype == x.dtype for t in layer.variant_params[name].values()):
         dtype = x.dtype
     else:
         return None
