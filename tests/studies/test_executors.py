@@ -25,8 +25,10 @@ from loralab.errors import ConfigError
 from loralab.studies import load_study, plan, read_results, run_study
 from loralab.studies.cli import study_main
 from loralab.studies.executors import make_executor
-from loralab.studies.executors.pool import PoolExecutor, usable_cores, worker_slots
-from loralab.studies.executors.subprocess_trial import log_tail, trial_error
+from loralab.studies.executors import pool
+from loralab.studies.executors.base import TrialJob
+from loralab.studies.executors.pool import PoolExecutor, WorkerSlot, usable_cores, worker_slots
+from loralab.studies.executors.subprocess_trial import TrialProcessResult, log_tail, trial_error
 from loralab.train.runs import RunFolder
 
 GRID = {"lora.r": [2, 4], "optimizer.lr": [1e-2, 3e-2]}
@@ -224,8 +226,8 @@ def test_sigterm_stops_the_workers_trials_at_a_checkpoint_and_a_rerun_finishes_t
     assert stopped and waiting and int(waiting.group(1)) >= len(stopped), output
     kept = {}
     for run in runs:
-        if run not in stopped:  # finished: "planned" (reported stopped) when the signal reached it after its last step
-            assert status[run.name]["status"] in ("done", "planned")
+        if run not in stopped:  # it wrote its final adapter before the signal reached it: done, whatever it exited with
+            assert status[run.name]["status"] == "done"
             continue
         trial_log = (study.folder / "logs" / f"{run.name}.log").read_text()
         assert "stopped by SIGTERM" in trial_log, trial_log[-2000:]
@@ -241,6 +243,20 @@ def test_sigterm_stops_the_workers_trials_at_a_checkpoint_and_a_rerun_finishes_t
 
 
 # -- the parts, without training -----------------------------------------------------------------
+def test_a_trial_stopped_after_its_final_output_counts_as_done(grid_reference, tmp_path, monkeypatch, capsys):
+    """A stop that reaches a trial after it wrote its final adapter: the study records it done (a rerun skips it)."""
+    finished = next(p for p in grid_reference.iterdir() if (p / "adapter").is_dir())
+    jobs = [TrialJob(name, tmp_path / "recipe.yaml", (), run_dir, False)
+            for name, run_dir in (("finished", finished), ("cut", tmp_path / "cut"))]  # fmt: skip
+    stopped = TrialProcessResult("loralab: stopped by SIGTERM (exit code 143)", 2.5, "", True)
+    monkeypatch.setattr(pool, "run_trial_process", lambda *args, **kwargs: stopped)
+    done = []
+    PoolExecutor(1, [WorkerSlot("worker 1", {})]).run(jobs, lambda job, error, seconds: done.append((job.name, error, seconds)))
+    assert done == [("finished", None, 2.5)]
+    out = capsys.readouterr().out
+    assert "trial finished finished in 2.5 s" in out and "trial cut stopped; running the study again resumes it" in out
+
+
 def test_worker_slots_one_gpu_each_or_a_share_of_the_cores():
     assert [s.env for s in worker_slots(2, gpus=["3", "5", "6"])] == [{"CUDA_VISIBLE_DEVICES": "3"}, {"CUDA_VISIBLE_DEVICES": "5"}]
     with pytest.raises(ConfigError, match=r"^--workers 3 is more than the 2 GPUs of this machine \(one trial per GPU\)$"):

@@ -77,6 +77,25 @@ def test_a_stop_right_after_a_checkpoint_does_not_write_it_again(make_recipe, tm
     assert [r["step"] for r in _records(tmp_path / "runs" / "cut")] == [1, 2]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_the_final_adapter_is_written_waits_for_the_report(make_recipe, tmp_path, monkeypatch, capsys, signum):
+    """A run with its final output counts as finished (studies skip it): its report must not be lost to a late signal."""
+    from loralab.train.methods.lora import LoraMethod
+
+    real_save = LoraMethod.save_final
+
+    def save_then_signal(self, *args, **kwargs):
+        os.kill(os.getpid(), signum)  # arrives before the adapter file and the report are written
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(LoraMethod, "save_final", save_then_signal)
+    result = train(make_recipe(*SETTINGS, "name=late"), progress=False)  # no Stopped raised
+    run = RunFolder(tmp_path / "runs" / "late")
+    assert run.finished() and result.steps == 6
+    assert run.report.is_file() and "optimiser steps" in run.report.read_text()
+    assert f"{signal.Signals(signum).name} came while the final outputs were written" in capsys.readouterr().out
+
+
 def test_an_update_that_makes_weights_nan_stops_without_recording_or_saving_it(make_recipe, tmp_path, monkeypatch):
     real_step, calls = torch.optim.AdamW.step, {"n": 0}
 

@@ -11,7 +11,8 @@ what the uninterrupted run would have done. Checkpoints are written every
 ``train.checkpoint_every`` steps, after ``train.checkpoint_minutes``, at the end, and when a
 stop signal arrives (Ctrl-C, SIGTERM, SIGHUP; :mod:`loralab.stops`): a step is then
 either complete and recorded or not begun, and a checkpoint is written for the last complete
-step unless it has one. A non-finite loss, gradient or updated weight stops the run and keeps
+step unless it has one. From the final adapter or model to the report a signal waits, and the run
+finishes: a run with its final output counts as finished (studies skip it). A non-finite loss, gradient or updated weight stops the run and keeps
 the last good checkpoint. One process at a time works in a run folder (:mod:`loralab.train.run_lock`).
 
 Resuming checks everything before it writes anything: the checkpoint's identity, tensor
@@ -26,6 +27,7 @@ after the same step, DDP evaluations run on rank 0 while the others wait, and FS
 from __future__ import annotations
 
 import random
+import signal
 import sys
 import time
 from contextlib import nullcontext
@@ -250,6 +252,9 @@ class Trainer:
             # the final evaluation before the final adapter/model: a run stopped during it is not yet finished,
             # and resuming it (at its last step, checkpointed) evaluates and saves
             final = self._evaluate(FINAL) if recipe.eval.tasks else []
+            # from the final output to the report, a stop signal waits: a run that has its final output is
+            # finished (a study skips it, resuming it has nothing left), so its report must be written too
+            self.stops.hold()
             with self._whole_model():  # FSDP: rank 0 holds the gathered weights meanwhile (every rank enters)
                 if self.role.writes:
                     with writing(run.path, f"cannot write {self.method.output_folder(run)}"):
@@ -259,6 +264,11 @@ class Trainer:
             if self.role.writes:
                 with writing(run.path, f"cannot write the report of {run.path}"):
                     finish_report(summary, result)
+            late = self.stops.pending
+            self.stops.release(raise_pending=False)
+            if late is not None:
+                say(f"loralab: {signal.Signals(late).name} came while the final outputs were written; "
+                    f"they are complete and the run is finished")  # fmt: skip
         except KeyboardInterrupt as stop:
             self._save_on_stop(getattr(stop, "signame", "SIGINT"))
             raise

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from loralab.train.runs import RunFolder
+
 
 @dataclass(frozen=True)
 class TrialJob:
@@ -29,6 +31,19 @@ class TrialJob:
         if self.resume:
             return ["train", "--resume", str(self.run_dir), "--no-progress"]
         return ["train", str(self.recipe_path), *self.overrides, "--no-progress"]
+
+    def finished(self) -> bool:
+        """Whether the trial's run folder holds its final adapter or model."""
+        run = RunFolder(self.run_dir)
+        return run.recipe_file.is_file() and run.finished()
+
+
+def ended_trial(job: TrialJob, error: str | None, stopped: bool) -> tuple[str | None, bool]:
+    """(error, stopped) of a trial process that was asked to stop, judged by its run folder: one whose stop came
+    after it wrote its final output is finished (a rerun of the study skips it), whatever its exit status said."""
+    if stopped and job.finished():
+        return None, False
+    return error, stopped
 
 
 OnDone = Callable[[TrialJob, "str | None", float], None]

@@ -9,7 +9,8 @@ called from the thread that called :meth:`PoolExecutor.run`, as each trial ends.
 
 Stop signals (Ctrl-C, SIGTERM, SIGHUP to the study): no new trial starts, SIGTERM is forwarded
 to the running trials, which save a checkpoint of their last complete step and exit; then the
-study stops with :class:`~loralab.stops.Stopped`, and running it again resumes them. A second
+study stops with :class:`~loralab.stops.Stopped`, and running it again resumes them (a trial the
+signal reached after it wrote its final output is done: :func:`.base.ended_trial`). A second
 signal while waiting kills the trials (their last checkpoints are kept). Trials run in their
 own sessions, so a Ctrl-C in the terminal reaches them once, through the study. A study process
 that is killed outright (SIGKILL) cannot stop its trials: they run on to their end.
@@ -28,7 +29,7 @@ from typing import NamedTuple
 from loralab.errors import ConfigError
 from loralab.process import say
 from loralab.stops import SignalHandlers, Stopped
-from loralab.studies.executors.base import Executor, OnDone, TrialJob
+from loralab.studies.executors.base import Executor, OnDone, TrialJob, ended_trial
 from loralab.studies.executors.subprocess_trial import TrialProcessResult, run_trial_process
 
 
@@ -110,12 +111,13 @@ class PoolExecutor(Executor):
                         continue
                     threads.pop(job.name).join()
                     free.append(slot)
-                    if result.stopped:
+                    error, stopped = ended_trial(job, result.error, result.stopped)
+                    if stopped:
                         say(f"loralab study: trial {job.name} stopped; running the study again resumes it")
                     else:
-                        if result.error is None:
+                        if error is None:
                             say(f"loralab study: trial {job.name} finished in {result.seconds:.1f} s")
-                        on_done(job, result.error, result.seconds)
+                        on_done(job, error, result.seconds)
             except BaseException:  # a bug or a failed write in on_done: stop the trials before going
                 self._stop = self._stop or signal.SIGTERM
                 for thread in threads.values():

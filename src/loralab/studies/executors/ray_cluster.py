@@ -18,7 +18,8 @@ Ray session the caller already opened (``ray.init``) is used as it is and left o
 
 Stop signals (Ctrl-C, SIGTERM, SIGHUP to the study): the running trials are asked, through a
 file in the study's ``logs/`` folder, to save a checkpoint and exit; the study then stops with
-:class:`~loralab.stops.Stopped`, and running it again resumes them. A second signal kills them.
+:class:`~loralab.stops.Stopped`, and running it again resumes them (one that had written its final
+output is done). A second signal kills them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from loralab.errors import ConfigError
 from loralab.process import say
 from loralab.stops import Stopped
 from loralab.studies.executors import subprocess_trial
-from loralab.studies.executors.base import Executor, OnDone, TrialJob
+from loralab.studies.executors.base import Executor, OnDone, TrialJob, ended_trial
 from loralab.studies.executors.pool import SignalCount
 
 INSTALL = "pip install 'loralab[ray]'"
@@ -125,6 +126,7 @@ class RayExecutor(Executor):
                     for ref in ready:
                         job = in_flight.pop(ref)
                         error, seconds, tail, stopped = self._result(ref)
+                        error, stopped = ended_trial(job, error, stopped)
                         if stopped:
                             say(f"loralab study: trial {job.name} stopped; running the study again resumes it")
                             continue
