@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 mkdir -p .git/info
 grep -qx "/.gpu/" .git/info/exclude 2>/dev/null || echo "/.gpu/" >> .git/info/exclude
 rm -rf .gpu && mkdir -p .gpu/whl .gpu/cache/smollm2-135m-instruct
-for package in transformers==5.23.0 peft==0.21.2 gguf==0.19.0 liger-kernel==0.8.5 bitsandbytes==0.50.2; do
+# regex: transformers 5.23 refuses to import with a regex older than 2025.10.22, and the image's version is not known
+for package in transformers==5.23.0 peft==0.21.2 gguf==0.19.0 liger-kernel==0.8.5 bitsandbytes==0.50.2 regex==2026.12.2; do
     python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
         --platform manylinux_2_17_x86_64 --platform any -d .gpu/whl "$package"

@@ -5,6 +5,7 @@
 # First, here: bash benchmarks/gpu_prepare.sh. Then the device tool's run with carry [".gpu"] and the command
 #   bash benchmarks/gpu_session.sh
 # A dry run on the CPU (plumbing only: tiny sizes, nothing is measured): DEVICE=cpu bash benchmarks/gpu_session.sh
+# (PY=/path/to/python: another interpreter, e.g. one with the image's PyTorch 2.11 rather than loralab's pin.)
 # A second call, if device time is left: PART=2 bash benchmarks/gpu_session.sh (DoRA's step; no tests, no NF4).
 set -u
 cd "$(dirname "$0")/.."
@@ -12,24 +13,31 @@ DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp/gpu_session_out}
 mkdir -p "$OUT"
 [ -d .gpu/whl ] || { echo "no .gpu/: run benchmarks/gpu_prepare.sh first, and carry .gpu"; exit 2; }
-SITE=$(mktemp -d)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --disable-pip-version-check --target "$SITE" .gpu/whl/*.whl || exit 1
-export PYTHONPATH="$PWD/src:$PWD/benchmarks:$SITE" LORALAB_CACHE="$PWD/.gpu/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-PY=python3
+PY=${PY:-}  # the Python to run (default: the image's python3; in a dry run .venv's if there is one)
+SLOW=1      # time limits × this (a dry run on a CPU that emulates bf16 is slow)
 if [ "$DEVICE" = cuda ]; then
+    PY=${PY:-python3}
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/device.txt" 2>&1
     SIZE="--model llama-1b --batch 8 --seq-len 2048 --rounds 1 --steps 3"
     DEQUANT="--reps 30 --warmup 3"
 else  # dry run: one decoder layer, short rows
-    [ -x .venv/bin/python ] && PY=.venv/bin/python
+    [ -z "$PY" ] && [ -x .venv/bin/python ] && PY=.venv/bin/python
+    PY=${PY:-python3}
+    grep -q avx512_bf16 /proc/cpuinfo || SLOW=5
     echo "cpu (dry run)" > "$OUT/device.txt"
     SIZE="--model llama-1b --layers 1 --batch 1 --seq-len 64 --rounds 1 --steps 1"
     DEQUANT="--quick"
 fi
+# the wheels into a folder of their own, first on the path; a compiled wheel only if it is for this Python
+SITE=$(mktemp -d)
+TAG=$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+WHEELS=$(ls .gpu/whl/*.whl | grep -E -- "-(py3-none|$TAG-$TAG)-")
+"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --disable-pip-version-check --target "$SITE" $WHEELS || exit 1
+export PYTHONPATH="$PWD/src:$PWD/benchmarks:$SITE" LORALAB_CACHE="$PWD/.gpu/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 "$PY" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$OUT/device.txt"
 
 step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, its output to $OUT/NAME.log and the reply
-    local name=$1 limit=$2
+    local name=$1 limit=$(( $2 * SLOW ))
     shift 2
     echo "=== $name ($(date +%T), limit ${limit}s)"
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1

@@ -81,3 +81,23 @@ def test_dpo_qlora_and_dora_on_two_ranks_equal_one_process(variant, recipe_file,
         assert difference < 1e-3, (variant, key, difference)
         assert ((got[key] - expected[key]).abs() > 1e-5).float().mean() < 1e-3, (variant, key)
     assert files(two_dir) == files(one.run_dir)
+
+
+def test_the_buffer_switch_has_the_name_this_pytorch_takes():
+    """PyTorch 2.13 deprecates DDP's ``broadcast_buffers`` for ``forward_sync_buffers``; the GPU images' 2.11 knows only the old name."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    from loralab.train.distributed.strategies.ddp import no_buffer_sync
+
+    class Before213:
+        def __init__(self, module, device_ids=None, broadcast_buffers=True): ...
+
+    class From213:
+        def __init__(self, module, device_ids=None, broadcast_buffers=True, forward_sync_buffers=None): ...
+
+    assert no_buffer_sync(Before213) == {"broadcast_buffers": False}
+    assert no_buffer_sync(From213) == {"forward_sync_buffers": False}
+    accepted = inspect.signature(DistributedDataParallel.__init__).parameters
+    assert no_buffer_sync() == {"forward_sync_buffers" if "forward_sync_buffers" in accepted else "broadcast_buffers": False}
