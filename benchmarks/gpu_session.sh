@@ -14,7 +14,7 @@ OUT=${OUT:-/tmp/gpu_session_out}
 mkdir -p "$OUT"
 [ -d .gpu/whl ] || { echo "no .gpu/: run benchmarks/gpu_prepare.sh first, and carry .gpu"; exit 2; }
 PY=${PY:-}  # the Python to run (default: the image's python3; in a dry run .venv's if there is one)
-SLOW=1      # time limits × this (a dry run on a CPU that emulates bf16 is slow)
+BF16=bf16   # the steps' precision and weights (a dry run on a CPU that emulates bf16 takes fp32: minutes a step else)
 if [ "$DEVICE" = cuda ]; then
     PY=${PY:-python3}
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/device.txt" 2>&1
@@ -23,7 +23,7 @@ if [ "$DEVICE" = cuda ]; then
 else  # dry run: one decoder layer, short rows
     [ -z "$PY" ] && [ -x .venv/bin/python ] && PY=.venv/bin/python
     PY=${PY:-python3}
-    grep -q avx512_bf16 /proc/cpuinfo || SLOW=5
+    grep -q avx512_bf16 /proc/cpuinfo || BF16=fp32
     echo "cpu (dry run)" > "$OUT/device.txt"
     SIZE="--model llama-1b --layers 1 --batch 1 --seq-len 64 --rounds 1 --steps 1"
     DEQUANT="--quick"
@@ -37,7 +37,7 @@ export PYTHONPATH="$PWD/src:$PWD/benchmarks:$SITE" LORALAB_CACHE="$PWD/.gpu/cach
 "$PY" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$OUT/device.txt"
 
 step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, its output to $OUT/NAME.log and the reply
-    local name=$1 limit=$(( $2 * SLOW ))
+    local name=$1 limit=$2
     shift 2
     echo "=== $name ($(date +%T), limit ${limit}s)"
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
@@ -53,7 +53,7 @@ else
     METHODS="dora"
 fi
 for method in $METHODS; do
-    step "train_step_$method" 110 "$PY" benchmarks/train_step.py --device "$DEVICE" $SIZE --precision bf16 --weights bf16 --method "$method"
+    step "train_step_$method" 110 "$PY" benchmarks/train_step.py --device "$DEVICE" $SIZE --precision $BF16 --weights $BF16 --method "$method"
 done
-[ "$PART" = 1 ] && step nf4_dequant 60 "$PY" benchmarks/nf4_dequant.py --device "$DEVICE" --dtype bf16 $DEQUANT
+[ "$PART" = 1 ] && step nf4_dequant 60 "$PY" benchmarks/nf4_dequant.py --device "$DEVICE" --dtype $BF16 $DEQUANT
 rm -rf "$SITE"
