@@ -6,7 +6,8 @@
 #   bash benchmarks/gpu_session.sh
 # A dry run on the CPU (plumbing only: tiny sizes, nothing is measured): DEVICE=cpu bash benchmarks/gpu_session.sh
 # (PY=/path/to/python: another interpreter, e.g. one with the image's PyTorch 2.11 rather than loralab's pin.)
-# A second call, if device time is left: PART=2 bash benchmarks/gpu_session.sh (DoRA's step; no tests, no NF4).
+# Steps run by priority within BUDGET (570 s): tests, LoRA, QLoRA, full, NF4, DoRA; one skipped for time is named in
+# the output. A second call, if device time is left: PART=2 bash benchmarks/gpu_session.sh (DoRA's step only).
 set -u
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cuda}
@@ -36,24 +37,33 @@ WHEELS=$(ls .gpu/whl/*.whl | grep -E -- "-(py3-none|$TAG-$TAG)-")
 export PYTHONPATH="$PWD/src:$PWD/benchmarks:$SITE" LORALAB_CACHE="$PWD/.gpu/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 "$PY" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$OUT/device.txt"
 
+BUDGET=${BUDGET:-570}  # seconds for this whole script (one device call runs 600 at most); a step gets what is left
 step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, its output to $OUT/NAME.log and the reply
-    local name=$1 limit=$2
+    local name=$1 limit=$2 left=$(( BUDGET - SECONDS ))
     shift 2
+    if [ "$left" -lt 30 ]; then
+        echo "=== $name: skipped, out of time (${left}s left of ${BUDGET}s)"
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "=== $name ($(date +%T), limit ${limit}s)"
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
     echo "=== $name: exit $?"
     grep -v -E "Warning|warn\(|^\s*$" "$OUT/$name.log" | tail -n 25
 }
+train_step() {  # train_step METHOD: the step benchmark at this call's size
+    step "train_step_$1" 110 "$PY" benchmarks/train_step.py --device "$DEVICE" $SIZE --precision $BF16 --weights $BF16 --method "$1"
+}
 
 PART=${PART:-1}
-if [ "$PART" = 1 ]; then
-    METHODS="lora qlora full"
+if [ "$PART" = 1 ]; then  # by priority: the later ones are skipped if the call's time runs out
     step tests 150 "$PY" -m pytest -q -rs tests/train/test_cuda_paths.py tests/lora/test_fused_linear.py tests/lora/test_fused_dora.py
-else
-    METHODS="dora"
+    train_step lora
+    train_step qlora
+    train_step full
+    step nf4_dequant 60 "$PY" benchmarks/nf4_dequant.py --device "$DEVICE" --dtype $BF16 $DEQUANT
+    train_step dora
+else  # what part 1 had no time for
+    train_step dora
 fi
-for method in $METHODS; do
-    step "train_step_$method" 110 "$PY" benchmarks/train_step.py --device "$DEVICE" $SIZE --precision $BF16 --weights $BF16 --method "$method"
-done
-[ "$PART" = 1 ] && step nf4_dequant 60 "$PY" benchmarks/nf4_dequant.py --device "$DEVICE" --dtype $BF16 $DEQUANT
 rm -rf "$SITE"
