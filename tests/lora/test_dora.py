@@ -12,6 +12,7 @@ from transformers.pytorch_utils import Conv1D
 import loralab
 from loralab.errors import AdapterFileError, ConfigError
 from loralab.lora import dropout_path
+from loralab.lora import fused_dora as fused_dora_module
 from loralab.lora.layers import AdapterSpec, LoraConv1D, LoraEmbedding, LoraLinear
 from loralab.lora.variants import dora as dora_module
 
@@ -214,7 +215,8 @@ def test_dora_layer_gradcheck_in_float64(kind, monkeypatch):
     with torch.no_grad():
         W = layer.canonical_weight()
         norm = torch.linalg.vector_norm(W + 1.5 * B @ A, dim=1)
-    monkeypatch.setattr(dora_module, "row_norm", lambda _: norm)
+    for module in (dora_module, fused_dora_module):  # the separate path's name and the fused layer's
+        monkeypatch.setattr(module, "direction_norm", lambda *_: norm)
     if kind == "embedding":  # token ids: no gradient in x
         assert torch.autograd.gradcheck(lambda A_, B_, m_: _call(layer, x, A_, B_, m_), (A, B, m))
     else:
@@ -378,3 +380,19 @@ def test_without_a_graph_the_norm_is_kept_and_recomputed_after_any_change(fused,
         layer.eval()  # setting the mode forgets it (FSDP gathers weights without bumping their version counters)
         layer(x)
     assert len(calls) == len(_changes(layer)) + 2 + (0 if fused else 2)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5), (torch.bfloat16, 1e-5)])
+def test_the_expanded_direction_norm_equals_the_formed_one(dtype, rtol):
+    """‖W + s·B·A‖ from r-wide products only equals the norm of the formed (d_out, d_in) matrix, in float64."""
+    torch.manual_seed(0)
+    W, A, B = torch.randn(40, 24).to(dtype), torch.randn(4, 24) * 0.3, torch.randn(40, 4) * 0.3
+    scale = 2.0
+    W[3] = (-scale * B[3].double() @ A.double()).to(dtype)  # a row the update cancels (exactly in float64)
+    formed = torch.linalg.vector_norm(W.double() + scale * B.double() @ A.double(), dim=1)
+    got = dora_module.direction_norm(W, A, B, scale)
+    assert got.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    keep = torch.arange(40) != 3
+    torch.testing.assert_close(got.double()[keep], formed[keep], rtol=rtol, atol=0)
+    # where B·A cancels W's row, ‖W‖² − ‖…‖² loses digits: error ≤ √ε·‖W_i‖, never NaN
+    assert torch.isfinite(got[3]) and abs(got[3].double() - formed[3]) <= 1e-3 * torch.linalg.vector_norm(W[3].double())

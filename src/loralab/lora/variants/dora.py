@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from loralab.lora import dropout_path
-from loralab.lora.delta import compute_dtype, delta_weight
+from loralab.lora.delta import compute_dtype
 from loralab.lora.variants.base import Params, Variant
 
 
@@ -34,8 +34,16 @@ def row_norm(W: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def direction_norm(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: float) -> torch.Tensor:
-    """‖W + scale·B·A‖ per output row, float32 or better, a constant for autograd: W (d_out, d_in) → (d_out,)."""
-    return row_norm(W.to(compute_dtype(W.dtype)) + delta_weight(A, B, scale))
+    """‖W + s·B·A‖ per output row, float32 or better, a constant for autograd: W (d_out, d_in) → (d_out,).
+
+    Expanded so that no (d_out, d_in) sum is formed, only r-wide products:
+    ‖W_i + s(BA)_i‖² = ‖W_i‖² + Σ_k B_ik · (2s·(W Aᵀ)_ik + s²·(B A Aᵀ)_ik).
+    """
+    compute = torch.promote_types(compute_dtype(W.dtype), compute_dtype(A.dtype))
+    W, A, B = W.to(compute), A.to(compute), B.to(compute)
+    low_rank = (2.0 * scale) * (W @ A.T) + (scale * scale) * (B @ (A @ A.T))  # (d_out, r)
+    squared = row_norm(W).square() + (B * low_rank).sum(dim=1)
+    return squared.clamp_min(0.0).sqrt()  # ≥ 0 up to rounding; clamped for a row that B·A cancels
 
 
 def _state_key(layer: Any, name: str) -> tuple:
