@@ -12,8 +12,8 @@ what the uninterrupted run would have done. Checkpoints are written every
 stop signal arrives (Ctrl-C, SIGTERM, SIGHUP; :mod:`loralab.stops`): a step is then
 either complete and recorded or not begun, and a checkpoint is written for the last complete
 step unless it has one. From the final adapter or model to the report a signal waits, and the run
-finishes: a run with its final output counts as finished (studies skip it). A non-finite loss, gradient or updated weight stops the run and keeps
-the last good checkpoint. One process at a time works in a run folder (:mod:`loralab.train.run_lock`).
+finishes: a run with its final output counts as finished (studies skip it). A non-finite loss,
+gradient or updated weight stops the run and keeps the last good checkpoint. One process at a time works in a run folder (:mod:`loralab.train.run_lock`).
 
 Resuming checks everything before it writes anything: the checkpoint's identity, tensor
 names and shapes, the optimiser state. A damaged newest checkpoint (unreadable, or NaN) is set

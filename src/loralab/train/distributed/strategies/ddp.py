@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from loralab.train.distributed.reduce import sum_gradients_hook
 from loralab.train.distributed.strategies.base import Parallel
 
+
 def no_buffer_sync(ddp_class: type = DistributedDataParallel) -> dict[str, bool]:
     """DDP's argument that turns off the buffers' broadcast before each forward: ``forward_sync_buffers`` from
     PyTorch 2.13 (where the old name warns), ``broadcast_buffers`` before (the GPU images' PyTorch 2.11)."""
