@@ -382,15 +382,18 @@ def test_without_a_graph_the_norm_is_kept_and_recomputed_after_any_change(fused,
     assert len(calls) == len(_changes(layer)) + 2 + (0 if fused else 2)
 
 
+@pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5), (torch.bfloat16, 1e-5)])
-def test_the_expanded_direction_norm_equals_the_formed_one(dtype, rtol):
-    """‖W + s·B·A‖ from r-wide products only equals the norm of the formed (d_out, d_in) matrix, in float64."""
+def test_the_expanded_direction_norm_equals_the_formed_one(dtype, rtol, autocast):
+    """‖W + s·B·A‖ from r-wide products only equals the norm of the formed (d_out, d_in) matrix, in float64,
+    also inside bf16 autocast (whose products would be bf16)."""
     torch.manual_seed(0)
     W, A, B = torch.randn(40, 24).to(dtype), torch.randn(4, 24) * 0.3, torch.randn(40, 4) * 0.3
     scale = 2.0
     W[3] = (-scale * B[3].double() @ A.double()).to(dtype)  # a row the update cancels (exactly in float64)
     formed = torch.linalg.vector_norm(W.double() + scale * B.double() @ A.double(), dim=1)
-    got = dora_module.direction_norm(W, A, B, scale)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        got = dora_module.direction_norm(W, A, B, scale)
     assert got.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
     keep = torch.arange(40) != 3
     torch.testing.assert_close(got.double()[keep], formed[keep], rtol=rtol, atol=0)

@@ -38,11 +38,14 @@ def direction_norm(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: flo
 
     Expanded so that no (d_out, d_in) sum is formed, only r-wide products:
     ‖W_i + s(BA)_i‖² = ‖W_i‖² + Σ_k B_ik · (2s·(W Aᵀ)_ik + s²·(B A Aᵀ)_ik).
+    Autocast is off here: its products would be bf16, and (PyTorch 2.6) a bf16 copy of A or B it cached under
+    no_grad was reused by the adapter's own forward, which then gave A and B no gradient.
     """
     compute = torch.promote_types(compute_dtype(W.dtype), compute_dtype(A.dtype))
-    W, A, B = W.to(compute), A.to(compute), B.to(compute)
-    low_rank = (2.0 * scale) * (W @ A.T) + (scale * scale) * (B @ (A @ A.T))  # (d_out, r)
-    squared = row_norm(W).square() + (B * low_rank).sum(dim=1)
+    with torch.autocast(W.device.type, enabled=False):
+        W, A, B = W.to(compute), A.to(compute), B.to(compute)
+        low_rank = (2.0 * scale) * (W @ A.T) + (scale * scale) * (B @ (A @ A.T))  # (d_out, r)
+        squared = row_norm(W).square() + (B * low_rank).sum(dim=1)
     return squared.clamp_min(0.0).sqrt()  # ≥ 0 up to rounding; clamped for a row that B·A cancels
 
 
