@@ -54,6 +54,14 @@ def test_the_reader_gives_back_what_the_run_wrote(finished_run):
     assert [r["step"] for r in run.read_metrics()] == [1, 2, 3]
 
 
+def test_a_folder_without_its_recipe_is_not_finished(finished_run, tmp_path):
+    """A study asks every trial folder whether it is finished, also those not started or half written."""
+    assert RunFolder(finished_run).finished()
+    assert not RunFolder(tmp_path / "never-started").finished()
+    (finished_run / "recipe.yaml").unlink()  # e.g. a copy of the adapter without the recipe
+    assert not RunFolder(finished_run).finished()
+
+
 def test_an_older_recipe_yaml_with_every_section_still_loads(finished_run):
     """Runs written before recipes kept only their method's sections: quant was saved for a LoRA run."""
     path = finished_run / "recipe.yaml"

@@ -65,7 +65,7 @@ def _cached(path: Path, runs: Path | list[Path], write_text, progress: bool, com
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     needed = runs if isinstance(runs, list) else [runs]
-    if not all(RunFolder(r).recipe_file.is_file() and RunFolder(r).finished() for r in needed):
+    if not all(RunFolder(r).finished() for r in needed):
         return None
     say(f"loralab study: analysing {', '.join(r.name for r in needed)} → {path.name}")
     try:

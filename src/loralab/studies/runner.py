@@ -47,7 +47,7 @@ def plan(study: Study) -> list[tuple[Trial, str, int]]:
     for trial in study.trials:
         recipe = study.recipe(trial)
         run = RunFolder(recipe.run_dir)
-        if run.recipe_file.is_file() and run.finished():
+        if run.finished():
             action = "skip (finished)"
         elif run.recipe_file.is_file():
             action = "resume"
@@ -72,7 +72,7 @@ def seconds_per_step(study: Study) -> float | None:
     seconds = steps = 0.0
     for trial in study.trials:
         run = RunFolder(study.folder / trial.name)
-        if run.recipe_file.is_file() and run.finished() and run.metrics_file.is_file():
+        if run.finished() and run.metrics_file.is_file():
             metrics = run.read_metrics()
             per_task = {(label, r.task): r.seconds or 0.0 for label, results in run.evaluations().items() for r in results}
             evals = sum(per_task.values())  # a task's metrics share its seconds
@@ -91,7 +91,7 @@ def run_study(study: Study, *, progress: bool = True, executor: Executor | None 
     jobs = []
     for trial in study.trials:
         run = RunFolder(study.folder / trial.name)
-        if run.recipe_file.is_file() and run.finished():
+        if run.finished():
             outcome.status[trial.name].update(status=SKIPPED)
         else:
             jobs.append(TrialJob(trial.name, study.recipe_path, tuple(study.overrides(trial)), run.path, run.recipe_file.is_file()))

@@ -76,8 +76,8 @@ class RunFolder:
         return self.method.output_folder(self)
 
     def finished(self) -> bool:
-        """Whether the final adapter or model has been written."""
-        return self.method.finished(self)
+        """Whether the final adapter or model has been written (False for a folder with no recipe yet)."""
+        return self.recipe_file.is_file() and self.method.finished(self)
 
     def require_finished(self) -> "RunFolder":
         """This run, if its final adapter or model has been written; else a one-line ConfigError."""

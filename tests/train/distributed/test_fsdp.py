@@ -114,6 +114,23 @@ def test_a_damaged_sharded_checkpoint_is_set_aside_and_the_previous_one_resumes(
         torch.testing.assert_close(adapter(two_dir)[key], value, rtol=1e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("missing", ["set_gradient_divide_factor", "set_force_sum_reduction_for_comms"])
+def test_a_pytorch_whose_fsdp_can_only_average_gradients_is_refused_before_sharding(missing, monkeypatch):
+    """PyTorch 2.6 and 2.7 lack these: their FSDP2 would divide every gradient by W without a word."""
+    from torch.distributed.fsdp import FSDPModule
+
+    from loralab.errors import ConfigError
+    from loralab.models.tiny import tiny_model
+    from loralab.train.distributed.strategies.fsdp import ShardedParallel
+
+    monkeypatch.delattr(FSDPModule, missing)
+    monkeypatch.setattr(torch, "__version__", "2.7.1")
+    model = tiny_model()
+    with pytest.raises(ConfigError, match=r"fsdp needs PyTorch 2\.8 or newer \(this is 2\.7\.1.*use ddp"):
+        ShardedParallel(model, torch.device("cpu"))
+    assert not any(isinstance(m, FSDPModule) for m in model.modules())  # refused before anything was sharded
+
+
 def test_check_shards_finds_missing_and_cut_files_and_a_bad_index(tmp_path):
     import warnings
 

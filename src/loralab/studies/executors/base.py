@@ -35,7 +35,7 @@ class TrialJob:
     def finished(self) -> bool:
         """Whether the trial's run folder holds its final adapter or model."""
         run = RunFolder(self.run_dir)
-        return run.recipe_file.is_file() and run.finished()
+        return run.finished()
 
 
 def ended_trial(job: TrialJob, error: str | None, stopped: bool) -> tuple[str | None, bool]:

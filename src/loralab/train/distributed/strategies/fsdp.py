@@ -15,7 +15,9 @@ sharded (its NF4 blocks are not plain tensors): ``qlora`` uses ``ddp``.
 
 Gradients are reduce-scattered summed, not averaged (divide factor 1): rank r back-propagates
 ℓ_r / N with N summed over ranks, as under DDP. Within a step only the last micro-batch reduces
-(``set_requires_gradient_sync``). Every rank runs each evaluation (the weights exist only sharded);
+(``set_requires_gradient_sync``). PyTorch before 2.8 can only average (FSDPModule has no
+``set_gradient_divide_factor``): there the strategy refuses to start rather than train with gradients 1/W too
+small. Every rank runs each evaluation (the weights exist only sharded);
 they see the same items and compute the same results. Checkpoints go through
 ``torch.distributed.checkpoint`` (:mod:`loralab.train.distributed.sharded_checkpoint`).
 """
@@ -28,12 +30,19 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
 from loralab.errors import ConfigError
 from loralab.models.blocks import decoder_layers
 from loralab.train.distributed.strategies.base import Parallel
+
+
+def check_gradient_sums() -> None:
+    """A ConfigError where this PyTorch's FSDP2 cannot sum gradients over ranks (before 2.8: only a mean)."""
+    if not all(hasattr(FSDPModule, name) for name in ("set_gradient_divide_factor", "set_force_sum_reduction_for_comms")):
+        raise ConfigError(f"distributed.strategy: fsdp needs PyTorch 2.8 or newer (this is {torch.__version__}, whose FSDP2 "
+                          "averages gradients over ranks and cannot be told to sum them); use ddp, or upgrade PyTorch")  # fmt: skip
 
 
 def sharding_units(model: nn.Module) -> list[nn.Module]:
@@ -51,12 +60,13 @@ class ShardedParallel(Parallel):
     shards_state = True
 
     def __init__(self, model: nn.Module, device: torch.device, bf16: bool = False) -> None:
+        check_gradient_sums()
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
         for layer in sharding_units(model):
             fully_shard(layer, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
         for unit in model.modules():
-            if hasattr(unit, "set_gradient_divide_factor"):
+            if isinstance(unit, FSDPModule):
                 unit.set_gradient_divide_factor(1.0)  # a sum over ranks, not a mean
                 unit.set_force_sum_reduction_for_comms(True)  # a plain SUM (Gloo has no PREMUL_SUM)
         super().__init__(model)
