@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType, GGUFReader
+import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from loralab.cli import main
@@ -16,6 +17,7 @@ from loralab.export import ExportError, model_file, write_adapter_gguf, write_mo
 from loralab.export.llama import permute_rows
 from loralab.lora import LoraConfig, add_adapter, read_adapter, save_adapter, unload
 from loralab.models import load_model
+from loralab.models.gguf import apply_gguf_special_tokens, gguf_scalars
 from loralab.train.recipe import recipe_from_dict
 
 TEXTS = ["Hello world, this is a test.", "<|im_start|>user\nWhat is 123 + 4567?<|im_end|>\n", "  spaces\tand\nnewlines: é, ü, 日本"]
@@ -26,6 +28,15 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 def logits(model, ids=IDS):
     with torch.no_grad():
         return model(input_ids=ids).logits.float()
+
+
+def read_gguf_tokenizer(path):
+    """The tokenizer of a GGUF file as transformers reads it. transformers 4.57 misreads SmolLM2's (BOS prepended
+    where the file says not to, EOS = BOS); loralab's reader corrects that, and so does this under 4.x."""
+    loaded = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    if transformers.__version__.startswith("4."):
+        apply_gguf_special_tokens(loaded, path)
+    return loaded
 
 
 def load_gguf(path, **kwargs):
@@ -78,7 +89,8 @@ def test_without_llama_cpps_q_k_permutation_the_logits_are_wrong(adapted, tmp_pa
 def test_the_tokenizer_round_trips(adapted, tmp_path):
     model, tokenizer, _, _ = adapted
     out = write_model_gguf(unload(model, merge=True), tokenizer, tmp_path / "tiny.gguf", "f16")
-    loaded = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=out.name)
+    assert gguf_scalars(out).get("tokenizer.ggml.add_bos_token") is False  # SmolLM2's tokenizer adds no BOS
+    loaded = read_gguf_tokenizer(out)
     for text in TEXTS:
         assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"], text
     assert loaded.chat_template == tokenizer.chat_template
@@ -259,6 +271,6 @@ def test_smollm2_f16_round_trip(smollm2, tmp_path):
     # f16 rounding moves these logits (max about 33) by about 0.03; a wrong rope theta or q/k order by several units
     torch.testing.assert_close(got, expected, rtol=0, atol=0.1)
     assert torch.equal(got.argmax(-1), expected.argmax(-1))
-    gguf_tokenizer = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=out.name)
+    gguf_tokenizer = read_gguf_tokenizer(out)
     for text in TEXTS:
         assert gguf_tokenizer(text)["input_ids"] == tokenizer(text)["input_ids"], text

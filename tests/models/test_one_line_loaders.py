@@ -30,6 +30,9 @@ def offline_hub(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    from transformers.utils import hub
+
+    monkeypatch.setattr(hub, "TRANSFORMERS_CACHE", str(folder), raising=False)  # transformers 4.x: read at import
     return folder
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 
 from loralab.cli import main
 from loralab.lora import load_adapter
@@ -24,6 +25,7 @@ from loralab.models.tiny import tiny_model
 from loralab.train.trainer import train
 
 TRANSFORMERS_4 = "4.57.6"
+pytestmark = pytest.mark.skipif(transformers.__version__.startswith("4."), reason="compares transformers 5 with 4")
 TEXTS = ["Hello world, héllo!", "  def f(x):\n\treturn x ** 2  # 日本語", "<|im_start|>user\n12 + 30?<|im_end|>"]
 IDS = [[1, 5, 9, 200, 17, 3000, 42, 7, 7, 11, 40000, 3]]
 CHAT = [{"role": "user", "content": "What is 12 + 30?"}]
@@ -41,7 +43,9 @@ with torch.no_grad():
 texts, chat = json.loads(sys.argv[5]), json.loads(sys.argv[6])
 torch.save({"logits": logits, "rope_theta": model.config.rope_theta, "tokenizer": type(tokenizer).__name__,
             "ids": [tokenizer(text)["input_ids"] for text in texts],
-            "chat": tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)}, out)
+            "chat": tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True),
+            # what a user writes: every input the tokenizer gives goes to generate (no token_type_ids it refuses)
+            "generated": model.generate(**tokenizer(texts[0], return_tensors="pt"), max_new_tokens=4, do_sample=False)}, out)
 """
 
 
@@ -87,6 +91,9 @@ def base_folder(tmp_path, randomize) -> Path:
     folder = tmp_path / "base"
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
+    saved = json.loads((folder / "tokenizer_config.json").read_text())
+    saved.pop("model_input_names", None)  # as transformers 5 writes it for a tokenizer read from a hub folder or GGUF
+    (folder / "tokenizer_config.json").write_text(json.dumps(saved))
     return folder
 
 
@@ -112,3 +119,23 @@ def test_merged_model_reads_the_same_under_transformers_4(make_recipe, base_fold
     merged_tokenizer = AutoTokenizer.from_pretrained(str(out))  # transformers 5 reads the same files
     assert read["ids"] == [merged_tokenizer(text)["input_ids"] for text in TEXTS] == [tokenizer(t)["input_ids"] for t in TEXTS]
     assert read["chat"] == tokenizer.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)
+    merged = AutoModelForCausalLM.from_pretrained(str(out))
+    expected = merged.generate(**merged_tokenizer(TEXTS[0], return_tensors="pt"), max_new_tokens=4, do_sample=False)
+    assert read["generated"].tolist() == expected.tolist()
+
+
+def test_a_cache_filled_under_transformers_5_reads_the_same_under_4_once_loralab_has_read_it(base_folder, transformers4_python, tmp_path):
+    """A user going back to transformers 4 keeps ~/.cache/loralab: the converted model and tokenizer written by 5.x
+    (rope θ only in rope_parameters, tokenizer class TokenizersBackend) are made portable when loralab reads them."""
+    from loralab.models.gguf import load_gguf_model, read_cached_tokenizer
+
+    assert json.loads((base_folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "TokenizersBackend"
+    assert "rope_theta" not in json.loads((base_folder / "config.json").read_text())
+    model = load_gguf_model(tmp_path / "never-read.gguf", base_folder, torch.float32)  # the cached folder is read
+    tokenizer = read_cached_tokenizer(base_folder)
+    with torch.no_grad():
+        expected = model(input_ids=torch.tensor(IDS)).logits
+    read = _read_with_transformers4(transformers4_python, base_folder, tmp_path)
+    assert read["rope_theta"] == 100000.0
+    torch.testing.assert_close(read["logits"], expected, rtol=1e-4, atol=1e-4)
+    assert read["ids"] == [tokenizer(text)["input_ids"] for text in TEXTS]

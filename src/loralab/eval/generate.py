@@ -218,8 +218,11 @@ def kv_cache(capacity: int) -> Any:
     class GrowingLayer(DynamicLayer):
         """Keys and values (batch, heads, length, dim) in a buffer of spare capacity along the length."""
 
-        def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-            super().lazy_initialization(key_states, value_states)
+        def lazy_initialization(self, key_states: torch.Tensor, *_: Any) -> None:
+            # DynamicLayer's own takes (keys, values) in transformers 5 and (keys) in 4.5x: set what both set
+            self.dtype, self.device = key_states.dtype, key_states.device
+            self.keys = self.values = key_states.new_empty(0)
+            self.is_initialized = True
             self.length = 0
             self.key_buffer = self.value_buffer = None
 

@@ -18,7 +18,7 @@ import torch
 
 from loralab.errors import ModelLoadError
 from loralab.models.cache import cache_dir, file_cache_key
-from loralab.models.gguf import load_gguf_model, load_gguf_tokenizer
+from loralab.models.gguf import load_gguf_model, load_gguf_tokenizer, read_cached_tokenizer
 
 logger = logging.getLogger("loralab")
 
@@ -51,11 +51,9 @@ def bundled_gguf_path() -> Path:
 
 def load_bundled_tokenizer():
     """The bundled model's tokenizer (with its chat template), cached after the first GGUF read."""
-    from transformers import AutoTokenizer
-
     cached = bundled_tokenizer_dir()
     if (cached / "tokenizer_config.json").is_file():
-        return AutoTokenizer.from_pretrained(str(cached))
+        return read_cached_tokenizer(cached)
     return load_gguf_tokenizer(bundled_gguf_path(), cached)
 
 

@@ -5,7 +5,7 @@ transformers 5 writes rope settings only as ``rope_parameters`` and names its to
 back to its default rope θ (a silently different model), and cannot load the second. This adds what
 4.x reads beside what 5.x reads: top-level ``rope_theta`` (``rope_scaling`` for scaled rope),
 ``torch_dtype``, the tokenizer class ``PreTrainedTokenizerFast`` (5.x: the same class under its old
-name) and the chat template inside ``tokenizer_config.json``.
+name) with the inputs 5.x gives (no ``token_type_ids``) and the chat template inside ``tokenizer_config.json``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def portable_tokenizer_config(raw: dict[str, Any], folder: Path) -> dict[str, An
     renamed = _V5_TOKENIZER_CLASSES.get(raw.get("tokenizer_class"))
     if renamed is not None and (folder / "tokenizer.json").is_file():
         out["tokenizer_class"] = renamed
+    if out.get("tokenizer_class") == "PreTrainedTokenizerFast":
+        # what 5.x returns for it; 4.x's would add token_type_ids, which a causal LM's generate() refuses
+        out.setdefault("model_input_names", ["input_ids", "attention_mask"])
     template = folder / "chat_template.jinja"
     if "chat_template" not in out and template.is_file():
         out["chat_template"] = template.read_text(encoding="utf-8")
@@ -58,7 +61,8 @@ def portable_tokenizer_config(raw: dict[str, Any], folder: Path) -> dict[str, An
 def make_portable(folder: str | Path) -> None:
     """Rewrite ``config.json`` and ``tokenizer_config.json`` of ``folder`` (where present) as above.
 
-    Each file is replaced, never edited in place, so a hard-linked copy elsewhere keeps its content.
+    Each file is replaced, never edited in place, so a hard-linked copy elsewhere keeps its content; a file
+    that is portable already is left alone (so calling this on every read of a cache writes nothing).
     """
     folder = Path(folder)
     for name, rewrite in (("config.json", portable_config),
@@ -67,5 +71,8 @@ def make_portable(folder: str | Path) -> None:
         if not path.is_file():
             continue
         raw = json.loads(path.read_text(encoding="utf-8"))
-        text = json.dumps(rewrite(raw), indent=2, sort_keys=True) + "\n"
+        rewritten = rewrite(raw)
+        if rewritten == raw:
+            continue
+        text = json.dumps(rewritten, indent=2, sort_keys=True) + "\n"
         atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))

@@ -33,7 +33,7 @@ def tokenizer_for_source(source: ModelSource):
     location = source.location if source.kind == "folder" else resolve_hub_id(source.location)
     try:
         return ensure_pad_token(AutoTokenizer.from_pretrained(location))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, AttributeError) as error:  # transformers 4.57, a folder without tokenizer files: AttributeError
         raise ModelLoadError(f"Could not load a tokenizer for '{source.location}': {error}") from error
 
 
