@@ -128,3 +128,25 @@ def test_base_perplexity_before_training_comes_from_the_final_kl_pass(make_recip
     assert before["source-ppl"]["value"] == pytest.approx(expected.value, rel=1e-6)
     assert before["source-ppl"]["n"] == expected.n
     assert [r.task for r in result.eval_before] == ["source-kl", "source-ppl"]
+
+
+def test_the_task_trained_on_is_evaluated_with_its_own_options(make_recipe):
+    """data.task_options reach the evaluation of that task (held-out level-2 problems after level-2 training),
+    and an evaluation setting that names the task wins; the recipe itself is left as written."""
+    from loralab.data.tasks import get_task
+
+    data = {"task": "arith", "task_options": {"level": 2}, "examples": 8, "max_length": 96}
+    recipe = make_recipe("train.max_steps=1", "eval.tasks=[arith]", "eval.limit=3", "eval.before=false",
+                         "eval.settings={max_new_tokens: 2}", data=data)  # fmt: skip
+    assert recipe.eval.settings == {"max_new_tokens": 2}
+    assert recipe.eval_settings["task_options"] == {"arith": {"level": 2}}
+    result = train(recipe, progress=False)
+    final = json.loads((result.run_dir / "eval" / "final.json").read_text())
+    asked = [e["question"] for e in final[0]["details"]["examples"]]
+    assert asked == [p.question for p in get_task("arith", level=2).test(3, 0)]
+    assert recipe.eval.settings == {"max_new_tokens": 2}
+
+    chosen = make_recipe("eval.tasks=[arith]", "eval.settings={task_options: {arith: {level: 3}}}", data=data)
+    assert chosen.eval_settings["task_options"] == {"arith": {"level": 3}}
+    from_file = make_recipe("eval.tasks=[arith]")  # data from a file: nothing to follow
+    assert "task_options" not in from_file.eval_settings

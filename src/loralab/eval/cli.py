@@ -1,5 +1,7 @@
 """``loralab eval MODEL [--adapter DIR] [--reference MODEL] --tasks T1,T2,... [--limit N] [--out FILE] [--baseline]``.
 
+``--task-option arith.level=2`` builds a built-in task with an option (as a recipe's ``data.task_options``).
+
 Prints a results table; with ``--baseline`` the same tasks are also run with the
 adapter disabled (same weights in memory) and a base vs fine-tuned comparison is
 printed. Tasks that compare with a base (``source-kl``, ``kl:F``, preference pairs) use the
@@ -39,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=5, help="completions per code problem")
     parser.add_argument("--k", type=int, help="also report pass@k (k <= samples; default min(5, samples))")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of code tasks")
+    parser.add_argument("--task-option", action="append", default=[], metavar="TASK.OPTION=VALUE",
+                        help="an option of a built-in task, e.g. arith.level=2 (repeatable; arith, arith-preference, "
+                             "pycode, source-text, the last for source-ppl and source-kl)")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true")
@@ -64,7 +69,7 @@ def main(argv: list[str]) -> None:
     settings = dict(
         limit=args.limit, seed=args.seed, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
         samples=args.samples, k=args.k or min(5, args.samples), temperature=args.temperature,
-        progress=not args.no_progress,
+        progress=not args.no_progress, task_options=task_options(args.task_option),
     )
     check_tasks(tasks, **settings)  # every task file read before minutes of model loading
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device)
@@ -87,6 +92,23 @@ def main(argv: list[str]) -> None:
         records += json.loads(to_json(base, variant="base"))
         _write_samples(args.out, base, ".base")
     save(records)
+
+
+def task_options(given: list[str]) -> dict[str, dict]:
+    """``["arith.level=2"]`` → ``{"arith": {"level": 2}}`` (values read as YAML scalars)."""
+    import yaml
+
+    found: dict[str, dict] = {}
+    for text in given:
+        name, dot, rest = text.partition(".")
+        option, equals, value = rest.partition("=")
+        if not (name and dot and option and equals):
+            raise ConfigError(f"--task-option {text!r}: write TASK.OPTION=VALUE, e.g. arith.level=2")
+        try:
+            found.setdefault(name, {})[option] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            found.setdefault(name, {})[option] = value
+    return found
 
 
 def _check_base(tasks: list[str], args) -> None:

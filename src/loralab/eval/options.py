@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loralab.errors import ConfigError
 
@@ -18,6 +18,8 @@ class EvalOptions:
     Text: ``window`` tokens per perplexity/KL window, ``score_batch_size`` windows per forward pass,
     ``documents``: passages per text task (``source-ppl``, ``source-kl``, ``ppl:``, ``kl:``; default ``limit``).
     Preference pairs (``arith-preference``, ``pref:``): ``beta`` scales the implicit rewards, as DPO's β.
+    ``task_options``: per built-in data task, the options it is built with (``{"arith": {"level": 2}}``), as
+    ``data.task_options`` in a recipe; ``source-text`` serves ``source-ppl`` and ``source-kl``.
     """
 
     limit: int | None = None
@@ -38,6 +40,7 @@ class EvalOptions:
     documents: int | None = None
     beta: float = 0.1
     progress: bool = True
+    task_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
@@ -61,6 +64,11 @@ class EvalOptions:
                                   ("seed", 0 <= self.seed < 2**32, "a whole number in [0, 2**32)")):  # fmt: skip
             if not ok:
                 raise ConfigError(f"{name} must be {allowed}, got {getattr(self, name)!r}.")
+        _check_task_options(self.task_options)
+
+    def options_of(self, data_task: str) -> dict:
+        """The options to build built-in data task ``data_task`` with (``{}``: its defaults)."""
+        return dict(self.task_options.get(data_task) or {})
 
     def take(self, items: list) -> list:
         """The first ``limit`` items (all when limit is None)."""
@@ -69,3 +77,23 @@ class EvalOptions:
     def take_documents(self, documents: list) -> list:
         """The first ``documents`` documents of a text task (``limit`` when it is None)."""
         return self.take(documents) if self.documents is None else documents[: self.documents]
+
+
+def _check_task_options(task_options: object) -> None:
+    """ConfigError unless ``task_options`` maps built-in data task names to options each task accepts."""
+    if not isinstance(task_options, dict):
+        raise ConfigError(f"task_options must map task names to their options ({{arith: {{level: 2}}}}), got {task_options!r}.")
+    if not task_options:
+        return
+    from loralab.data.tasks import TASKS, get_task
+    from loralab.errors import LoraLabError
+
+    for name, options in task_options.items():
+        if name not in TASKS:
+            raise ConfigError(f"task_options: {name!r} is no built-in task; those with options: {', '.join(sorted(TASKS))}.")
+        if not isinstance(options, dict):
+            raise ConfigError(f"task_options.{name}: a mapping of option to value ({{level: 2}}), got {options!r}.")
+        try:
+            get_task(name, **options)
+        except LoraLabError as error:
+            raise ConfigError(f"task_options.{name}: {error}") from None

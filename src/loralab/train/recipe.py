@@ -178,7 +178,8 @@ class EvalConfig:
     """Evaluation with :func:`loralab.eval.evaluate`: ``tasks`` before training (``before``),
     every ``every`` steps (0: never during training) and at the end; ``limit`` items per task.
     ``precision``: ``bf16`` evaluates under bf16 autocast, ``auto`` (the default) where the device computes bf16 natively.
-    ``settings`` are further :class:`~loralab.eval.options.EvalOptions` (batch_size, max_new_tokens...).
+    ``settings`` are further :class:`~loralab.eval.options.EvalOptions` (batch_size, max_new_tokens, task_options...);
+    the task trained on is evaluated with the data section's ``task_options`` unless they name it (``Recipe.eval_settings``).
     """
 
     tasks: tuple[str, ...] = ()
@@ -252,6 +253,18 @@ class Recipe:
     @property
     def uses_adapter(self) -> bool:
         return self.training_method.uses_adapter
+
+    @property
+    def eval_settings(self) -> dict[str, Any]:
+        """``eval.settings`` as the evaluation takes them: an evaluation task that reads the built-in task trained on
+        (``arith`` after ``data.task: arith``) draws its held-out items with ``data.task_options`` (the same level,
+        the same train/test split), unless ``eval.settings.task_options`` names that task itself."""
+        settings = dict(self.eval.settings)
+        if self.data.task is not None and self.data.task_options:
+            chosen = dict(settings.get("task_options") or {})
+            chosen.setdefault(self.data.task, dict(self.data.task_options))
+            settings["task_options"] = chosen
+        return settings
 
     def check_environment(self) -> None:
         """What the recipe needs before training, checked before the model loads: the data file, LoRA ranks

@@ -513,7 +513,7 @@ class Trainer:
         with torch.random.fork_rng(devices=rng_devices), autocast(self.eval_precision.name, self.device):
             if len(skipped) < len(tasks):
                 run = lambda: evaluate(self.model, self.tokenizer, [t for t in tasks if t not in skipped], limit=config.limit,  # noqa: E731
-                                       seed=config.seed, reference=self.reference, progress=self.progress, **config.settings)  # fmt: skip
+                                       seed=config.seed, reference=self.reference, progress=self.progress, **self.recipe.eval_settings)  # fmt: skip
                 results = run() if self.parallel is None else self.parallel.evaluate(run)  # DDP: rank 0 alone, the others wait
         results += [result for t, known in exact.items() if t in skipped for result in known(t)]
         if self.role.writes:

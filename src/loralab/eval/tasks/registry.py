@@ -44,13 +44,13 @@ def _no_divergence(name: str) -> list:
 def _builtin_problems(spec: TaskSpec, options: EvalOptions) -> list:
     from loralab.data.tasks import get_task
 
-    return get_task(spec.kind).test(options.limit or DEFAULT_COUNTS[spec.kind], options.seed)
+    return get_task(spec.kind, **options.options_of(spec.kind)).test(options.limit or DEFAULT_COUNTS[spec.kind], options.seed)
 
 
 def _builtin_pairs(spec: TaskSpec, options: EvalOptions) -> list:
     from loralab.data.tasks import get_task
 
-    task = get_task(spec.kind)
+    task = get_task(spec.kind, **options.options_of(spec.kind))
     return [task.to_record(problem) for problem in _builtin_problems(spec, options)]
 
 
@@ -63,7 +63,8 @@ def _pair_file(spec: TaskSpec, options: EvalOptions) -> list:
 def _source_passages(spec: TaskSpec, options: EvalOptions) -> list[str]:
     from loralab.data.tasks import get_task
 
-    return options.take_documents([record.text for record in get_task("source-text").test(None, options.seed)])
+    task = get_task("source-text", **options.options_of("source-text"))
+    return options.take_documents([record.text for record in task.test(None, options.seed)])
 
 
 def _reader(name: str) -> Callable[[TaskSpec, EvalOptions], list]:
