@@ -10,7 +10,7 @@ from loralab.errors import ConfigError
 from loralab.studies import load_study, run_study
 from loralab.studies.axis_plot import axis_series, plot_axis
 from loralab.studies.options import AxisPlot
-from loralab.studies.summary import group_values, sensitivity
+from loralab.studies.summary import balanced_groups, group_values, sensitivity
 
 
 @pytest.fixture
@@ -81,6 +81,24 @@ def test_seeds_are_averaged_and_sensitivity_compares_values():
     assert marginal[0].means["0.001"] == pytest.approx((0.65 + 0.63) / 2) and marginal[0].design == "marginal"
 
 
+def test_marginal_sensitivity_compares_values_over_the_same_conditions():
+    """A 2 × 2 grid (r × lr) and one extra trial (r = 8 at the good lr): r = 8's mean must not be compared with
+    the others' means over both rates, nor may it tilt the lr comparison."""
+    grid = {(4, 1e-3): 0.8, (4, 1e-4): 0.2, (64, 1e-3): 0.9, (64, 1e-4): 0.3}
+    rows = [_row(f"r{r}-{lr}", f"r{r}-{lr}", acc, r=r, lr=lr) for (r, lr), acc in grid.items()]
+    rows.append(_row("r8", "r8", 0.85, r=8, lr=1e-3))
+    groups = group_values(rows, "t", "acc", ["r", "lr"])
+    found = {s.key: s for s in sensitivity(groups, ["r", "lr"], {})}
+    assert found["r"].means == {"4": pytest.approx(0.5), "64": pytest.approx(0.6)}  # r = 8 was run at one lr only
+    assert found["r"].range == pytest.approx(0.1) and (found["r"].used, found["r"].total) == (4, 5)
+    assert found["lr"].means == {"0.001": pytest.approx(0.85), "0.0001": pytest.approx(0.25)}  # without the extra trial
+    assert [s.key for s in sensitivity(groups, ["r", "lr"], {})] == ["lr", "r"]
+    assert len(balanced_groups(groups, "r", ["r", "lr"])) == 4  # the grid (2 × 2) rather than r = 4, 8, 64 at one lr (3)
+    rows.append(_row("r8-low", "r8-low", 0.25, r=8, lr=1e-4))  # now r = 8 was run at both rates: it joins
+    groups = group_values(rows, "t", "acc", ["r", "lr"])
+    assert sensitivity(groups, ["r", "lr"], {})[-1].means["8"] == pytest.approx(0.55) and len(balanced_groups(groups, "r", ["r", "lr"])) == 6
+
+
 def test_axis_series_takes_the_best_learning_rate_per_rank_and_rule(tmp_path):
     rows = []
     for rule, r, lr, acc in [(False, 4, 1e-3, 0.5), (False, 4, 1e-2, 0.6), (False, 64, 1e-3, 0.3), (False, 64, 1e-2, 0.55),
@@ -130,9 +148,13 @@ def test_compare_reports_runs_made_separately(tmp_path, base_recipe):
     out, varied = compare_runs([tmp_path / "runs" / "r2", tmp_path / "runs" / "r4"], tmp_path / "cmp")
     assert varied == ["lora.r"]  # the only recipe key that differs (names and folders aside)
     rows = read_results(out / "results.csv")
-    assert {(r["trial"], r["lora.r"], r["point"]) for r in rows} == {("r2", "2", "final"), ("r4", "4", "final")}
+    evaluated = [r for r in rows if r["point"] != "train"]
+    assert {(r["trial"], r["lora.r"], r["point"]) for r in evaluated} == {("r2", "2", "final"), ("r4", "4", "final")}
     saved = json.loads((tmp_path / "runs" / "r4" / "eval" / "final.json").read_text())
-    assert float(next(r for r in rows if r["trial"] == "r4")["value"]) == pytest.approx(saved[0]["value"])
+    assert float(next(r for r in evaluated if r["trial"] == "r4")["value"]) == pytest.approx(saved[0]["value"])
+    logged = [json.loads(line) for line in (tmp_path / "runs" / "r4" / "metrics.jsonl").read_text().splitlines()]
+    trained = [(int(r["step"]), float(r["value"])) for r in rows if r["trial"] == "r4" and r["point"] == "train"]
+    assert trained == [(m["step"], pytest.approx(m["loss"])) for m in logged]  # a short run: every step's loss
     assert (out / "report.md").read_text().startswith("# Study `compare: r2, r4`")
 
 

@@ -56,7 +56,8 @@ def test_mistakes_are_one_line_errors_naming_the_place(tmp_path, base_recipe, fi
 
 def test_a_study_runs_resumes_and_records_failures(tmp_path, base_recipe, data_file):
     trials = [{"name": "bad-data", "overrides": {"data.path": str(tmp_path / "missing.jsonl")}}]
-    path = _study(tmp_path, base_recipe, grid={"lora.r": [2, 4]}, trials=trials)
+    plots = [{"metric": "train/loss", "x": "step", "by": "lora.r"}]  # curves along training: the loss of each rank
+    path = _study(tmp_path, base_recipe, grid={"lora.r": [2, 4]}, trials=trials, plots=plots)
     study = load_study(path)
     assert [(t.name, action) for t, action, _ in plan(study)] == [("bad-data", "train"), ("r=2", "train"), ("r=4", "train")]
     outcome = run_study(study, progress=False)
@@ -67,14 +68,19 @@ def test_a_study_runs_resumes_and_records_failures(tmp_path, base_recipe, data_f
         run = RunFolder.existing(study.folder / name)
         assert run.finished() and run.recipe().lora.r == int(name[2:])
     rows = read_results(study.folder / "results.csv")
-    assert len(rows) == len(outcome.rows) == 1 + 2 + 2  # the failed trial: one row; the others: before, final
+    assert len(rows) == len(outcome.rows) == 1 + 2 * (2 + 2)  # the failed trial: one row; the others: before, final, 2 steps
     by_trial = {}
     for row in rows:
         by_trial.setdefault(row["trial"], []).append(row)
     assert [r["status"] for r in by_trial["bad-data"]] == ["failed"]
     points = [(r["point"], r["step"]) for r in by_trial["r=4"]]
-    assert points == [("before", "0"), ("final", "2")]
-    final = by_trial["r=4"][-1]
+    assert points == [("before", "0"), ("final", "2"), ("train", "1"), ("train", "2")]
+    final = by_trial["r=4"][1]
+    logged = [json.loads(line)["loss"] for line in (study.folder / "r=4" / "metrics.jsonl").read_text().splitlines()]
+    assert [float(r["value"]) for r in by_trial["r=4"][2:]] == pytest.approx(logged)
+    report = (study.folder / "report.md").read_text()
+    assert (study.folder / "train-loss_vs_step_by_r.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"| r=4 | 1: {logged[0]:.4g}, 2: {logged[1]:.4g} |" in report  # the curve's table: the losses as logged
     assert final["lora.r"] == "4" and final["metric"] == "perplexity" and float(final["tokens"]) > 0
     assert float(final["value"]) != float(by_trial["r=4"][0]["value"])  # training moved the perplexity
     # again: finished trials are skipped and kept, the failed one is tried again (and fails again)

@@ -5,8 +5,10 @@
       subspace: {pairs: [[a, b]], of: [A, delta-left]} # φ between two trials' top directions
     plots:
       - {metric: arith/accuracy, x: lora.r, by: lora.rslora, best_over: [optimizer.lr], where: {}}
+      - {metric: train/loss, x: step, by: lora.r, where: {lora.rslora: true}}
 
-A metric is ``task/metric`` as in results.csv (``arith/accuracy``, ``source-kl/kl_to_base``).
+A metric is ``task/metric`` as in results.csv (``arith/accuracy``, ``source-kl/kl_to_base``, ``train/loss``).
+``x: step`` draws the metric along training, a curve per group, instead of final values against a key.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from loralab.errors import ConfigError
 
 SUBSPACE_BASES = ("auto", "A", "delta-left", "delta-right")
+STEP = "step"  # the x of a plot along training
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class AxisPlot:
     by: str | None = None
     best_over: tuple[str, ...] = ()
     where: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def over_steps(self) -> bool:
+        """Whether this plot draws curves along training (``x: step``) rather than final values against a key."""
+        return self.x == STEP
 
     @property
     def task(self) -> str:
@@ -102,6 +110,9 @@ def parse_plots(value: Any, source: str) -> tuple[AxisPlot, ...]:
         filters = item.get("where") or {}
         if not isinstance(best_over, list) or not isinstance(filters, dict):
             raise ConfigError(f"{where}: best_over is a list of recipe keys, where a mapping of recipe keys to values")
+        if item["x"] == STEP and best_over:
+            raise ConfigError(f"{where}: best_over picks one final value per point; a plot along training (x: step) "
+                              "draws every group: narrow it with where")  # fmt: skip
         out.append(AxisPlot(metric, str(item["x"]), item.get("by"), tuple(best_over), tuple(filters.items())))
     return tuple(out)
 

@@ -3,7 +3,7 @@
 The same function serves ``loralab study`` (after every trial) and ``loralab compare`` (runs made
 separately), so both give the same tables and pictures:
 - ``learning_vs_forgetting.png`` (:mod:`.tradeoff`), ``learning_curves.png`` (:mod:`.curves`),
-- one PNG per requested axis plot (:mod:`.axis_plot`),
+- one PNG per requested axis plot (:mod:`.axis_plot`; along training, ``x: step``: :mod:`.step_plot`),
 - report.md: the trade-off table and Pareto front, each group's final target value (mean ± spread
   over seeds), the sensitivity of the target to each varied key, the axis plots' tables, the
   weight-update analyses, failures.
@@ -18,6 +18,7 @@ from typing import Any
 from loralab.studies.axis_plot import axis_series, axis_table, plot_axis
 from loralab.studies.curves import plot_curves
 from loralab.studies.options import AxisPlot
+from loralab.studies.step_plot import plot_steps, step_series, step_table
 from loralab.studies.summary import GroupValue, group_values, higher_is_better, sensitivity, text
 from loralab.studies.tradeoff import plot_trade_off, trade_off, trade_off_section
 
@@ -65,6 +66,9 @@ def write_report(inputs: ReportInputs, folder: Path, write_text) -> list[Path]:
         lines += _groups_section(groups, target, varied)
         lines += _sensitivity_section(groups, target, varied, inputs.center)
     for spec in inputs.plots:
+        if spec.over_steps:
+            lines += _steps_section(spec, finished, varied, folder, written)
+            continue
         groups = group_values(finished, spec.task, spec.metric_name, varied)
         lines_of = axis_series(spec, groups, higher_is_better(rows, spec.task, spec.metric_name), varied)
         if not lines_of:
@@ -79,6 +83,16 @@ def write_report(inputs: ReportInputs, folder: Path, write_text) -> list[Path]:
         lines += ["Failed trials:", ""] + [f"- `{t}`: {s.get('error', '')}" for t, s in failed.items()] + [""]
     write_text(folder / "report.md", "\n".join(lines))
     return [folder / "report.md", *written]
+
+
+def _steps_section(spec: AxisPlot, rows: list[dict[str, Any]], varied: list[str], folder: Path, written: list[Path]) -> list[str]:
+    curves = step_series(spec, rows, varied)
+    if not curves:
+        return []
+    png = folder / f"{spec.stem}.png"
+    written.append(plot_steps(spec, curves, png))
+    fixed = f" ({', '.join(f'{k}={v}' for k, v in spec.where)})" if spec.where else ""
+    return [f"## {spec.metric} along training{fixed}", "", f"![{spec.stem}]({png.name})", ""] + step_table(spec, curves) + [""]
 
 
 def _groups_section(groups: list[GroupValue], target: tuple[str, str], varied: list[str]) -> list[str]:
@@ -100,9 +114,11 @@ def _sensitivity_section(groups: list[GroupValue], target: tuple[str, str], vari
         return []
     out = [f"## Sensitivity of the final {'/'.join(target)}", "",
            "Largest effect first: the range and standard deviation of the mean at each value of the key "
-           "(one at a time: the other keys at the centre; marginal: averaged over them).", "",
+           "(one at a time: the other keys at the centre; marginal: averaged over the combinations of the other keys "
+           "that every compared value was run at, so trials beside the grid may be left out).", "",
            "| key | design | range | s.d. | mean at each value |", "|---|---|---|---|---|"]  # fmt: skip
     for s in found:
         means = ", ".join(f"{v}: {m:.3f}" for v, m in s.means.items())
-        out.append(f"| {s.key} | {s.design} | {s.range:.3f} | {s.std:.3f} | {means} |")
+        design = s.design if s.design != "marginal" or s.used == s.total else f"{s.design}, {s.used} of {s.total} groups"
+        out.append(f"| {s.key} | {design} | {s.range:.3f} | {s.std:.3f} | {means} |")
     return out + [""]

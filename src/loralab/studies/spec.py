@@ -18,6 +18,7 @@
       subspace: {pairs: [[r=4, r=64]], of: [A, delta-left]}
     plots:                           # metric against an axis, one line per value of `by` (studies/axis_plot.py)
       - {metric: arith/accuracy, x: lora.r, by: lora.rslora, best_over: [optimizer.lr]}
+      - {metric: train/loss, x: step, by: lora.r, where: {lora.rslora: true}}  # curves (studies/step_plot.py)
 
 Every trial's recipe is built and validated when the study is read, so a misspelt axis, an
 unknown key, duplicate trial names or an empty study is a one-line error naming the place,
@@ -150,7 +151,7 @@ def study_from_dict(raw: Any, source: str = "study", base: Path = Path(".")) -> 
     study = Study(name, recipe_path, Path(output_dir), tuple(trials), raw, str(description or ""), tuple(center.items()),
                   parse_analyses(raw.get("analyze"), names, source), parse_plots(raw.get("plots"), source))  # fmt: skip
     for i, axis_plot in enumerate(study.plots):
-        for key in (axis_plot.x, axis_plot.by, *axis_plot.best_over, *dict(axis_plot.where)):
+        for key in (None if axis_plot.over_steps else axis_plot.x, axis_plot.by, *axis_plot.best_over, *dict(axis_plot.where)):
             if key is not None and key not in study.varied_keys:
                 raise ConfigError(f"{source}: plots[{i}]: {key!r} is not a key the trials vary ({', '.join(study.varied_keys)})")
     for trial in trials:

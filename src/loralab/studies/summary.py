@@ -40,6 +40,8 @@ class Sensitivity:
     range: float
     std: float
     design: str  # "one at a time" (others at the centre) or "marginal" (averaged over the other keys)
+    used: int = 0  # groups compared
+    total: int = 0  # groups with a final value
 
 
 def as_float(value: Any) -> float | None:
@@ -105,15 +107,18 @@ def sensitivity(groups: list[GroupValue], keys: list[str], center: dict[str, Any
     """Per varied key, the metric's mean at each value, ranked by range (largest first).
 
     With a centre (a one-at-a-time design), only its axes are ranked, each key's values compared among
-    the groups whose other centre keys hold the centre's values; otherwise each value's mean is over
-    every group with it (marginal)."""
+    the groups whose other centre keys hold the centre's values; otherwise (marginal) each value's mean is
+    over the same combinations of the other keys' values (:func:`balanced_groups`)."""
     centre = {k: text(v) for k, v in center.items()}
     out = []
     for key in keys:
         if key == SEED or (centre and key not in centre):  # with a centre, only its axes: others ride on explicit trials
             continue
         others = {k: v for k, v in centre.items() if k != key}
-        chosen = [g for g in groups if all(text(g.values.get(k)) == v for k, v in others.items())] if key in centre else groups
+        if key in centre:
+            chosen = [g for g in groups if all(text(g.values.get(k)) == v for k, v in others.items())]
+        else:
+            chosen = balanced_groups(groups, key, keys)
         by_value: dict[str, list[float]] = {}
         for g in chosen:
             by_value.setdefault(text(g.values.get(key)), []).append(g.mean)
@@ -123,5 +128,26 @@ def sensitivity(groups: list[GroupValue], keys: list[str], center: dict[str, Any
         mu = sum(means.values()) / len(means)
         std = math.sqrt(sum((m - mu) ** 2 for m in means.values()) / (len(means) - 1))
         design = "one at a time" if key in centre else "marginal"
-        out.append(Sensitivity(key, means, max(means.values()) - min(means.values()), std, design))
+        out.append(Sensitivity(key, means, max(means.values()) - min(means.values()), std, design, len(chosen), len(groups)))
     return sorted(out, key=lambda s: -s.range)
+
+
+def balanced_groups(groups: list[GroupValue], key: str, keys: list[str]) -> list[GroupValue]:
+    """The groups of the largest balanced block for ``key``: every kept value of ``key`` was run at every kept
+    combination of the other keys' values, so each value's mean is over the same combinations. A trial added
+    beside a grid (one rank at one learning rate) would otherwise give its value a mean over other conditions.
+    Largest: the most groups, then the most values; candidates keep the values run at ≥ n combinations."""
+    others = [k for k in keys if k not in (key, SEED)]
+    combos: dict[str, set[tuple[str, ...]]] = {}
+    for g in groups:
+        combos.setdefault(text(g.values.get(key)), set()).add(tuple(text(g.values.get(k)) for k in others))
+    best: tuple[int, int] = (0, 0)
+    kept: tuple[set[str], set[tuple[str, ...]]] = (set(), set())
+    for n in sorted({len(c) for c in combos.values()}, reverse=True):
+        values = {v for v, c in combos.items() if len(c) >= n}
+        shared = set.intersection(*(combos[v] for v in values))
+        score = (len(values) * len(shared), len(values))
+        if len(values) >= 2 and score > best:
+            best, kept = score, (values, shared)
+    values, shared = kept
+    return [g for g in groups if text(g.values.get(key)) in values and tuple(text(g.values.get(k)) for k in others) in shared]
