@@ -99,6 +99,26 @@ def test_marginal_sensitivity_compares_values_over_the_same_conditions():
     assert sensitivity(groups, ["r", "lr"], {})[-1].means["8"] == pytest.approx(0.55) and len(balanced_groups(groups, "r", ["r", "lr"])) == 6
 
 
+def test_sensitivity_finds_the_block_where_values_share_conditions_and_names_keys_it_cannot_separate(tmp_path):
+    """learn-forget's shape: LoRA at two ranks (alpha = 2r) × two rates, full fine-tuning at two other rates, one of
+    them also with dropout. The rates compare within LoRA (both ranks); rank and alpha change together, and the
+    method with every other key: those cannot be compared, and the report says so."""
+    from loralab.studies.report import _sensitivity_section
+
+    trials = [(16, 32, "2e-4", "lora", 0, 0.9), (16, 32, "1e-3", "lora", 0, 0.8), (256, 512, "2e-4", "lora", 0, 0.6),
+              (256, 512, "1e-3", "lora", 0, 0.1), ("", "", "1e-5", "full", 0, 0.88), ("", "", "5e-5", "full", 0, 0.77),
+              ("", "", "5e-5", "full", 0.1, 0.43)]  # fmt: skip
+    keys = ["r", "alpha", "lr", "method", "dropout"]
+    rows = [_row(f"t{i}", f"t{i}", acc, **dict(zip(keys, t))) for i, (*t, acc) in enumerate(trials)]
+    groups = group_values(rows, "t", "acc", keys)
+    found = {s.key: s for s in sensitivity(groups, keys, {})}
+    assert set(found) == {"lr", "dropout"}
+    assert found["lr"].means == {"2e-4": pytest.approx(0.75), "1e-3": pytest.approx(0.45)} and found["lr"].used == 4
+    assert found["dropout"].means == {"0": pytest.approx(0.77), "0.1": pytest.approx(0.43)} and found["dropout"].used == 2
+    text = "\n".join(_sensitivity_section(groups, ("t", "acc"), keys, {}))
+    assert "| lr | marginal, 4 of 7 groups | 0.300 |" in text and "Not compared: r, alpha, method —" in text
+
+
 def test_axis_series_takes_the_best_learning_rate_per_rank_and_rule(tmp_path):
     rows = []
     for rule, r, lr, acc in [(False, 4, 1e-3, 0.5), (False, 4, 1e-2, 0.6), (False, 64, 1e-3, 0.3), (False, 64, 1e-2, 0.55),

@@ -110,8 +110,13 @@ def _groups_section(groups: list[GroupValue], target: tuple[str, str], varied: l
 
 def _sensitivity_section(groups: list[GroupValue], target: tuple[str, str], varied: list[str], center: dict[str, Any]) -> list[str]:
     found = sensitivity(groups, varied, center)
+    compared = {s.key for s in found}
+    tangled = [k for k in varied if k != "train.seed" and k not in compared and not center
+               and len({text(g.values.get(k)) for g in groups}) > 1]  # fmt: skip
+    note = [f"Not compared: {', '.join(tangled)} — no two of a key's values were run under the same other settings, "
+            "so their effects cannot be told apart from those of the keys that change with them.", ""] if tangled else []
     if not found:
-        return []
+        return [f"## Sensitivity of the final {'/'.join(target)}", "", *note] if note else []
     out = [f"## Sensitivity of the final {'/'.join(target)}", "",
            "Largest effect first: the range and standard deviation of the mean at each value of the key "
            "(one at a time: the other keys at the centre; marginal: averaged over the combinations of the other keys "
@@ -121,4 +126,4 @@ def _sensitivity_section(groups: list[GroupValue], target: tuple[str, str], vari
         means = ", ".join(f"{v}: {m:.3f}" for v, m in s.means.items())
         design = s.design if s.design != "marginal" or s.used == s.total else f"{s.design}, {s.used} of {s.total} groups"
         out.append(f"| {s.key} | {design} | {s.range:.3f} | {s.std:.3f} | {means} |")
-    return out + [""]
+    return out + [""] + note

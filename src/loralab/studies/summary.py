@@ -9,6 +9,7 @@ with one seed, the evaluation's own standard error.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -136,18 +137,25 @@ def balanced_groups(groups: list[GroupValue], key: str, keys: list[str]) -> list
     """The groups of the largest balanced block for ``key``: every kept value of ``key`` was run at every kept
     combination of the other keys' values, so each value's mean is over the same combinations. A trial added
     beside a grid (one rank at one learning rate) would otherwise give its value a mean over other conditions.
-    Largest: the most groups, then the most values; candidates keep the values run at ≥ n combinations."""
+    Largest: the most groups, then the most values (every set of values is tried up to 12 values; beyond, the
+    sets of values run at ≥ n combinations). Empty when no two values share a combination."""
     others = [k for k in keys if k not in (key, SEED)]
     combos: dict[str, set[tuple[str, ...]]] = {}
     for g in groups:
         combos.setdefault(text(g.values.get(key)), set()).add(tuple(text(g.values.get(k)) for k in others))
+    values = sorted(combos)
+    if len(values) <= 12:
+        candidates = [set(chosen) for size in range(2, len(values) + 1) for chosen in itertools.combinations(values, size)]
+    else:
+        candidates = [{v for v in values if len(combos[v]) >= n} for n in {len(c) for c in combos.values()}]
     best: tuple[int, int] = (0, 0)
     kept: tuple[set[str], set[tuple[str, ...]]] = (set(), set())
-    for n in sorted({len(c) for c in combos.values()}, reverse=True):
-        values = {v for v, c in combos.items() if len(c) >= n}
-        shared = set.intersection(*(combos[v] for v in values))
-        score = (len(values) * len(shared), len(values))
-        if len(values) >= 2 and score > best:
-            best, kept = score, (values, shared)
-    values, shared = kept
-    return [g for g in groups if text(g.values.get(key)) in values and tuple(text(g.values.get(k)) for k in others) in shared]
+    for chosen in candidates:
+        if len(chosen) < 2:
+            continue
+        shared = set.intersection(*(combos[v] for v in chosen))
+        score = (len(chosen) * len(shared), len(chosen))
+        if shared and score > best:
+            best, kept = score, (chosen, shared)
+    chosen, shared = kept
+    return [g for g in groups if text(g.values.get(key)) in chosen and tuple(text(g.values.get(k)) for k in others) in shared]
