@@ -165,8 +165,18 @@ def test_compare_reports_runs_made_separately(tmp_path, base_recipe):
 
     for r in (2, 4):
         train(load_recipe(base_recipe, [f"lora.r={r}", f"name=r{r}", f"output_dir={tmp_path / 'runs'}"]), progress=False)
+    from loralab.studies.compare import compare_main
+
     out, varied = compare_runs([tmp_path / "runs" / "r2", tmp_path / "runs" / "r4"], tmp_path / "cmp")
     assert varied == ["lora.r"]  # the only recipe key that differs (names and folders aside)
+    assert not list(out.glob("*_vs_step*.png"))
+    compare_main([str(tmp_path / "runs" / "r2"), str(tmp_path / "runs" / "r4"), "--out", str(out),
+                  "--plot", "{metric: train/loss, x: step, by: lora.r}"])  # fmt: skip
+    assert (out / "train-loss_vs_step_by_r.png").is_file() and "| r=4 | 1: " in (out / "report.md").read_text()
+    for bad, message in [("{metric: train/loss, x: step, by: lora.alpha}", "'lora.alpha' is not a key the runs differ in"),
+                         ("{metric: train/loss, x: [", "write a mapping"), ("{metric: loss, x: step}", "task/metric")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            compare_main([str(tmp_path / "runs" / "r2"), str(tmp_path / "runs" / "r4"), "--out", str(out), "--plot", bad])
     rows = read_results(out / "results.csv")
     evaluated = [r for r in rows if r["point"] != "train"]
     assert {(r["trial"], r["lora.r"], r["point"]) for r in evaluated} == {("r2", "2", "final"), ("r4", "4", "final")}

@@ -67,7 +67,7 @@ def write_report(inputs: ReportInputs, folder: Path, write_text) -> list[Path]:
         lines += _sensitivity_section(groups, target, varied, inputs.center)
     for spec in inputs.plots:
         if spec.over_steps:
-            lines += _steps_section(spec, finished, varied, folder, written)
+            lines += _steps_section(spec, rows, varied, folder, written)  # as learning_curves.png: unfinished trials too
             continue
         groups = group_values(finished, spec.task, spec.metric_name, varied)
         lines_of = axis_series(spec, groups, higher_is_better(rows, spec.task, spec.metric_name), varied)
