@@ -31,8 +31,8 @@ def axis_series(spec: AxisPlot, groups: list[GroupValue], higher_is_better: bool
     for g in groups:
         if any(text(g.values.get(k)) != v for k, v in wanted.items()):
             continue
-        label_parts = ([f"{_short(spec.by)}={text(g.values.get(spec.by))}"] if spec.by else []) + [
-            f"{_short(k)}={text(g.values.get(k))}" for k in rest]  # fmt: skip
+        label_parts = ([f"{short_key(spec.by)}={text(g.values.get(spec.by))}"] if spec.by else []) + [
+            f"{short_key(k)}={text(g.values.get(k))}" for k in rest]  # fmt: skip
         key = (", ".join(label_parts) or spec.metric, text(g.values.get(spec.x)))
         current = best.get(key)
         better = current is None or (g.mean > current.mean if higher_is_better else g.mean < current.mean)
@@ -63,7 +63,7 @@ def plot_axis(spec: AxisPlot, lines: dict[str, list[Point]], path: str | Path, t
         ax.errorbar(xs, [p.mean for p in points], yerr=[p.stderr for p in points], marker="o", capsize=3, label=label)
         for p, x in zip(points, xs):
             if p.chosen:
-                note = ", ".join(f"{_short(k)}={v}" for k, v in p.chosen.items())
+                note = ", ".join(f"{short_key(k)}={v}" for k, v in p.chosen.items())
                 ax.annotate(note, (x, p.mean), textcoords="offset points", xytext=(4, 4), fontsize=7)
     values = [as_float(v) for v in xs_all]
     if numeric and all(v is not None and v > 0 for v in values) and max(values) / min(values) >= 10:  # type: ignore[type-var,operator]
@@ -74,10 +74,17 @@ def plot_axis(spec: AxisPlot, lines: dict[str, list[Point]], path: str | Path, t
     ax.set_xlabel(spec.x)
     ax.set_ylabel(f"{spec.task} {spec.metric_name} (final; ±1 s.e.)")
     best = f", best over {', '.join(spec.best_over)}" if spec.best_over else ""
+    return finish_figure(fig, ax, spec, title or f"{spec.metric} vs {spec.x}{best}", len(lines), path)
+
+
+def finish_figure(fig, ax, spec: AxisPlot, title: str, lines: int, path: str | Path) -> Path:
+    """Title (with the ``where`` filter), grid, a legend when there is more than one line, saved as PNG."""
+    import matplotlib.pyplot as plt
+
     fixed = f", {', '.join(f'{k}={v}' for k, v in spec.where)}" if spec.where else ""
-    ax.set_title(title or f"{spec.metric} vs {spec.x}{best}{fixed}", fontsize=10)
+    ax.set_title(title + fixed, fontsize=10)
     ax.grid(alpha=0.3)
-    if len(lines) > 1 or spec.by:
+    if lines > 1 or spec.by:
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     path = Path(path)
@@ -96,5 +103,6 @@ def axis_table(spec: AxisPlot, lines: dict[str, list[Point]]) -> list[str]:
     return out
 
 
-def _short(key: str | None) -> str:
+def short_key(key: str | None) -> str:
+    """The last part of a dotted recipe key: lora.r → r."""
     return (key or "").rsplit(".", 1)[-1]

@@ -39,7 +39,7 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
             points = sorted((int(r["step"]), float(r["value"])) for r in rows
                             if r["trial"] == trial and r.get("task") == task and r.get("metric") == metric and as_float(r.get("value")) is not None)  # fmt: skip
             if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, linewidth=1.1, label=trial)
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if len(points) <= 20 else None, markersize=3, linewidth=1.1, label=trial)
         ax.set_xlabel("optimiser step")
         ax.set_ylabel(f"{task} {metric}")
         ax.grid(alpha=0.3)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from loralab.studies.axis_plot import finish_figure, short_key
 from loralab.studies.options import AxisPlot
 from loralab.studies.summary import SEED, as_float, text
 
@@ -31,7 +32,7 @@ def step_series(spec: AxisPlot, rows: list[dict[str, Any]], varied: list[str]) -
     sums: dict[str, dict[int, list[float]]] = {}  # group → step → its seeds' values
     for r in chosen:
         group = r.get("group") or r.get("trial") or ""
-        parts = ([f"{_short(spec.by)}={text(r.get(spec.by))}"] if spec.by else []) + [f"{_short(k)}={text(r.get(k))}" for k in rest]
+        parts = ([f"{short_key(spec.by)}={text(r.get(spec.by))}"] if spec.by else []) + [f"{short_key(k)}={text(r.get(k))}" for k in rest]
         labels[group] = ", ".join(parts) or group or spec.metric
         sums.setdefault(group, {}).setdefault(int(r["step"]), []).append(float(r["value"]))
     taken = list(labels.values())
@@ -57,16 +58,7 @@ def plot_steps(spec: AxisPlot, curves: dict[str, list[tuple[int, float]]], path:
             ax.plot(steps, values, marker="o", markersize=3, linewidth=1.3, label=label)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel(f"{spec.task} {spec.metric_name}")
-    fixed = f", {', '.join(f'{k}={v}' for k, v in spec.where)}" if spec.where else ""
-    ax.set_title(title or f"{spec.metric} along training{fixed}", fontsize=10)
-    ax.grid(alpha=0.3)
-    if len(curves) > 1 or spec.by:
-        ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return finish_figure(fig, ax, spec, title or f"{spec.metric} along training", len(curves), path)
 
 
 def step_table(spec: AxisPlot, curves: dict[str, list[tuple[int, float]]]) -> list[str]:
@@ -89,7 +81,3 @@ def _natural(label: str) -> list:
     import re
 
     return [(0, float(part)) if as_float(part) is not None else (1, part) for part in re.split(r"([-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", label)]
-
-
-def _short(key: str | None) -> str:
-    return (key or "").rsplit(".", 1)[-1]
