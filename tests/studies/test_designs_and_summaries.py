@@ -183,7 +183,7 @@ def test_compare_reports_runs_made_separately(tmp_path, base_recipe):
     saved = json.loads((tmp_path / "runs" / "r4" / "eval" / "final.json").read_text())
     assert float(next(r for r in evaluated if r["trial"] == "r4")["value"]) == pytest.approx(saved[0]["value"])
     logged = [json.loads(line) for line in (tmp_path / "runs" / "r4" / "metrics.jsonl").read_text().splitlines()]
-    trained = [(int(r["step"]), float(r["value"])) for r in rows if r["trial"] == "r4" and r["point"] == "train"]
+    trained = [(int(r["step"]), float(r["value"])) for r in rows if r["trial"] == "r4" and r["metric"] == "loss"]
     assert trained == [(m["step"], pytest.approx(m["loss"])) for m in logged]  # a short run: every step's loss
     assert (out / "report.md").read_text().startswith("# Study `compare: r2, r4`")
 

@@ -68,16 +68,19 @@ def test_a_study_runs_resumes_and_records_failures(tmp_path, base_recipe, data_f
         run = RunFolder.existing(study.folder / name)
         assert run.finished() and run.recipe().lora.r == int(name[2:])
     rows = read_results(study.folder / "results.csv")
-    assert len(rows) == len(outcome.rows) == 1 + 2 * (2 + 2)  # the failed trial: one row; the others: before, final, 2 steps
+    # the failed trial: one row; the others: before, final, and the loss and gradient norm of each of 2 steps
+    assert len(rows) == len(outcome.rows) == 1 + 2 * (2 + 2 + 2)
     by_trial = {}
     for row in rows:
         by_trial.setdefault(row["trial"], []).append(row)
     assert [r["status"] for r in by_trial["bad-data"]] == ["failed"]
-    points = [(r["point"], r["step"]) for r in by_trial["r=4"]]
-    assert points == [("before", "0"), ("final", "2"), ("train", "1"), ("train", "2")]
+    points = [(r["point"], r["step"], r["metric"]) for r in by_trial["r=4"]]
+    assert points == [("before", "0", "perplexity"), ("final", "2", "perplexity"), ("train", "1", "loss"), ("train", "2", "loss"),
+                      ("train", "1", "grad_norm"), ("train", "2", "grad_norm")]  # fmt: skip
     final = by_trial["r=4"][1]
-    logged = [json.loads(line)["loss"] for line in (study.folder / "r=4" / "metrics.jsonl").read_text().splitlines()]
-    assert [float(r["value"]) for r in by_trial["r=4"][2:]] == pytest.approx(logged)
+    records = [json.loads(line) for line in (study.folder / "r=4" / "metrics.jsonl").read_text().splitlines()]
+    logged = [m["loss"] for m in records]
+    assert [float(r["value"]) for r in by_trial["r=4"][2:]] == pytest.approx(logged + [m["grad_norm"] for m in records])
     report = (study.folder / "report.md").read_text()
     assert (study.folder / "train-loss_vs_step_by_r.png").read_bytes()[:4] == b"\x89PNG"
     assert f"| r=4 | 1: {logged[0]:.4g}, 2: {logged[1]:.4g} |" in report  # the curve's table: the losses as logged

@@ -16,7 +16,7 @@ def test_a_short_run_keeps_every_step_and_its_place_on_the_timeline():
     rows = training_rows(_metrics(5))
     assert [(r["step"], r["value"], r["n"]) for r in rows] == [(s, 1.0 / s, 1) for s in range(1, 6)]
     assert [(r["tokens"], r["seconds"], r["peak_memory_mb"]) for r in rows][-1] == (50, 2.5, 105.0)
-    assert {(r["task"], r["metric"], r["domain"], r["point"], r["higher_is_better"]) for r in rows} == {
+    assert {(r["task"], r["metric"], r["domain"], r["point"], r["higher_is_better"]) for r in rows} == {  # no other metric logged
         ("train", "loss", "train", "train", False)}
 
 
@@ -28,6 +28,15 @@ def test_a_long_run_is_averaged_over_blocks_of_steps():
     assert rows[-1]["step"] == steps and rows[-1]["n"] == steps % 4 == 2
     assert rows[-1]["value"] == pytest.approx(sum(1.0 / s for s in range(steps - rows[-1]["n"] + 1, steps + 1)) / rows[-1]["n"])
     assert sum(r["n"] for r in rows) == steps
+
+
+def test_every_logged_training_metric_gets_its_curve():
+    metrics = [{**m, "grad_norm": 2.0 * m["step"], "reward_accuracy": 0.5} for m in _metrics(3)]
+    rows = training_rows(metrics)
+    assert [(r["metric"], r["step"], r["value"]) for r in rows if r["metric"] != "loss"] == [
+        ("grad_norm", 1, 2.0), ("grad_norm", 2, 4.0), ("grad_norm", 3, 6.0),
+        ("reward_accuracy", 1, 0.5), ("reward_accuracy", 2, 0.5), ("reward_accuracy", 3, 0.5)]
+    assert {r["metric"]: r["higher_is_better"] for r in rows} == {"loss": False, "grad_norm": None, "reward_accuracy": True}
 
 
 def test_steps_without_a_finite_loss_are_left_out():

@@ -5,8 +5,9 @@ Columns: trial, group (the trial's name without its seed suffix), status, every 
 (each trial's value read from its resolved recipe, empty where its method has no such key), point (before, step-N, final), step, tokens seen,
 seconds of training so far, peak memory so far, task, metric, domain (target: learned; source:
 forgotten), higher_is_better, value, stderr, n.
-Training loss: task ``train``, metric ``loss``, domain ``train``, point ``train``; each row the mean loss of a
-block of consecutive steps (``n`` of them; one step per row up to :data:`TRAIN_POINTS` steps), at the block's last step.
+Training curves: task ``train``, metric ``loss`` (and ``grad_norm``, the gradient norm before clipping; DPO's
+``reward_accuracy`` and ``reward_margin``), domain ``train``, point ``train``; each row the mean of a block of
+consecutive steps (``n`` of them; one step per row up to :data:`TRAIN_POINTS` steps), at the block's last step.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 
 from loralab.train.runs import BEFORE, FINAL, RunFolder
 
-TRAIN_POINTS = 64  # training-loss rows per trial at most: longer runs are averaged over blocks of steps
+TRAIN_POINTS = 64  # rows per trial and training metric at most: longer runs are averaged over blocks of steps
+#: what a training step logs that results.csv keeps as curves (task ``train``) → whether higher is better
+TRAIN_METRICS = {"loss": False, "grad_norm": None, "reward_accuracy": True, "reward_margin": True}
 FIXED = ("point", "step", "tokens", "seconds", "peak_memory_mb", "task", "metric", "domain", "higher_is_better",
          "value", "stderr", "n")
 
@@ -38,16 +41,17 @@ def trial_rows(run: RunFolder) -> list[dict[str, Any]]:
 
 
 def training_rows(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The training loss of ``metrics.jsonl`` records: one row per block of ⌈steps / TRAIN_POINTS⌉ consecutive
-    steps with the block's mean loss, placed at the block's last step."""
-    logged = [m for m in metrics if isinstance(m.get("loss"), (int, float)) and math.isfinite(m["loss"])]
-    size = max(1, math.ceil(len(logged) / TRAIN_POINTS))
+    """The training curves of ``metrics.jsonl`` records (:data:`TRAIN_METRICS` that were logged): per metric, one
+    row per block of ⌈steps / TRAIN_POINTS⌉ consecutive steps with the block's mean, at the block's last step."""
     rows = []
-    for start in range(0, len(logged), size):
-        block = logged[start : start + size]
-        rows.append({"point": "train", **_timeline(metrics, block[-1]["step"]), "task": "train", "metric": "loss",
-                     "domain": "train", "higher_is_better": False, "value": sum(m["loss"] for m in block) / len(block),
-                     "stderr": None, "n": len(block)})  # fmt: skip
+    for metric, higher_is_better in TRAIN_METRICS.items():
+        logged = [m for m in metrics if isinstance(m.get(metric), (int, float)) and math.isfinite(m[metric])]
+        size = max(1, math.ceil(len(logged) / TRAIN_POINTS))
+        for start in range(0, len(logged), size):
+            block = logged[start : start + size]
+            rows.append({"point": "train", **_timeline(metrics, block[-1]["step"]), "task": "train", "metric": metric,
+                         "domain": "train", "higher_is_better": higher_is_better,
+                         "value": sum(m[metric] for m in block) / len(block), "stderr": None, "n": len(block)})  # fmt: skip
     return rows
 
 
