@@ -19,7 +19,7 @@ from loralab.studies.axis_plot import axis_series, axis_table, plot_axis
 from loralab.studies.curves import plot_curves
 from loralab.studies.options import AxisPlot
 from loralab.studies.step_plot import plot_steps, step_series, step_table
-from loralab.studies.summary import GroupValue, group_values, higher_is_better, sensitivity, text
+from loralab.studies.summary import SEED, GroupValue, group_values, higher_is_better, sensitivity, text
 from loralab.studies.tradeoff import plot_trade_off, trade_off, trade_off_section
 
 
@@ -111,7 +111,7 @@ def _groups_section(groups: list[GroupValue], target: tuple[str, str], varied: l
 def _sensitivity_section(groups: list[GroupValue], target: tuple[str, str], varied: list[str], center: dict[str, Any]) -> list[str]:
     found = sensitivity(groups, varied, center)
     compared = {s.key for s in found}
-    tangled = [k for k in varied if k != "train.seed" and k not in compared and not center
+    tangled = [k for k in varied if k != SEED and k not in compared and not center
                and len({text(g.values.get(k)) for g in groups}) > 1]  # fmt: skip
     note = [f"Not compared: {', '.join(tangled)} — no two of a key's values were run under the same other settings, "
             "so their effects cannot be told apart from those of the keys that change with them.", ""] if tangled else []
