@@ -4,8 +4,8 @@ every rank, LoRA in one figure and rsLoRA in another, as in the rsLoRA write-up'
 A curve is a group (a trial over its seeds); its value at a step is the mean over the seeds that measured it
 there. Curves are named by ``by`` and the keys that differ between them but are not fixed by ``where`` (by the
 group's name where those do not tell groups apart). Curves of more than
-:data:`SMOOTH_ABOVE` points are drawn faint, with a centred moving mean over them (about a tenth of the points)
-drawn bold; the table gives the values as measured.
+:data:`SMOOTH_ABOVE` points are drawn faint, with a centred moving mean over them (about a tenth of the points,
+an odd number) drawn bold; the table gives the values as measured.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def plot_steps(spec: AxisPlot, curves: dict[str, list[tuple[int, float]]], path:
         steps, values = [p[0] for p in points], [p[1] for p in points]
         if len(points) > SMOOTH_ABOVE:
             faint = ax.plot(steps, values, linewidth=0.8, alpha=0.3)[0]
-            ax.plot(steps, moving_mean(values, max(3, len(values) // 10)), linewidth=1.8, color=faint.get_color(), label=label)
+            ax.plot(steps, moving_mean(values, max(3, len(values) // 10) | 1), linewidth=1.8, color=faint.get_color(), label=label)
         else:
             ax.plot(steps, values, marker="o", markersize=3, linewidth=1.3, label=label)
     ax.set_xlabel("optimiser step")
@@ -71,7 +71,7 @@ def step_table(spec: AxisPlot, curves: dict[str, list[tuple[int, float]]]) -> li
 
 
 def moving_mean(values: list[float], window: int) -> list[float]:
-    """Each value replaced by the mean of the ``window`` values centred on it (fewer at the ends)."""
+    """Each value replaced by the mean of the ``window`` (odd) values centred on it (fewer at the ends)."""
     half = window // 2
     return [sum(values[max(0, i - half) : i + half + 1]) / len(values[max(0, i - half) : i + half + 1]) for i in range(len(values))]
 
