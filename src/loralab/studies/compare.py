@@ -51,8 +51,8 @@ def compare_runs(runs: list[str | Path], out: str | Path, plots: tuple[AxisPlot,
     flat = [flatten(f.recipe().to_dict()) for f in folders]
     varied = differing_keys(flat)
     for spec in plots:
-        for key in (None if spec.over_steps else spec.x, spec.by, *spec.best_over, *dict(spec.where)):
-            if key is not None and key not in varied:
+        for key in spec.recipe_keys:
+            if key not in varied:
                 raise ConfigError(f"--plot: {key!r} is not a key the runs differ in ({', '.join(varied) or 'none'})")
     rows: list[dict[str, Any]] = []
     for name, folder, recipe in zip(names, folders, flat):

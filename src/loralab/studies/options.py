@@ -47,6 +47,12 @@ class AxisPlot:
         return self.x == STEP
 
     @property
+    def recipe_keys(self) -> tuple[str, ...]:
+        """The recipe keys this plot names (each must be one the trials vary)."""
+        named = (None if self.over_steps else self.x, self.by, *self.best_over, *dict(self.where))
+        return tuple(key for key in named if key is not None)
+
+    @property
     def task(self) -> str:
         return self.metric.rsplit("/", 1)[0]
 

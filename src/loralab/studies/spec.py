@@ -151,8 +151,8 @@ def study_from_dict(raw: Any, source: str = "study", base: Path = Path(".")) -> 
     study = Study(name, recipe_path, Path(output_dir), tuple(trials), raw, str(description or ""), tuple(center.items()),
                   parse_analyses(raw.get("analyze"), names, source), parse_plots(raw.get("plots"), source))  # fmt: skip
     for i, axis_plot in enumerate(study.plots):
-        for key in (None if axis_plot.over_steps else axis_plot.x, axis_plot.by, *axis_plot.best_over, *dict(axis_plot.where)):
-            if key is not None and key not in study.varied_keys:
+        for key in axis_plot.recipe_keys:
+            if key not in study.varied_keys:
                 raise ConfigError(f"{source}: plots[{i}]: {key!r} is not a key the trials vary ({', '.join(study.varied_keys)})")
     for trial in trials:
         try:

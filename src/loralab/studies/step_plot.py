@@ -10,6 +10,7 @@ an odd number) drawn bold; the table gives the values as measured.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +74,13 @@ def step_table(spec: AxisPlot, curves: dict[str, list[tuple[int, float]]]) -> li
 def moving_mean(values: list[float], window: int) -> list[float]:
     """Each value replaced by the mean of the ``window`` (odd) values centred on it (fewer at the ends)."""
     half = window // 2
-    return [sum(values[max(0, i - half) : i + half + 1]) / len(values[max(0, i - half) : i + half + 1]) for i in range(len(values))]
+    means = []
+    for i in range(len(values)):
+        around = values[max(0, i - half) : i + half + 1]
+        means.append(sum(around) / len(around))
+    return means
 
 
 def _natural(label: str) -> list:
     """Sort key: numbers in a label compared as numbers (r=4 before r=16)."""
-    import re
-
     return [(0, float(part)) if as_float(part) is not None else (1, part) for part in re.split(r"([-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", label)]
